@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# `make test`: brings the lab up (building or reusing the binaries), runs every test suite,
+# and tears the lab down even when a test fails. Exit code: non-zero if anything failed.
+set -uo pipefail
+. "$(dirname "$0")/common.sh"
+cd "$REPO_ROOT"
+export PYTHONPATH="$REPO_ROOT/.collections${PYTHONPATH:+:$PYTHONPATH}"
+mkdir -p "$LAB_DIR/logs"
+trap '"$REPO_ROOT/lab/bin/lab-down.sh"' EXIT
+failed=()
+run() { local name=$1; shift; log "== $name: $*"; "$@" || failed+=("$name"); }
+
+run sanity "$REPO_ROOT/lab/bin/sanity.sh"
+run lint "$REPO_ROOT/.venv/bin/ansible-lint" --profile production
+run lab-up "$REPO_ROOT/lab/bin/lab-up.sh"
+if [[ " ${failed[*]} " == *" lab-up "* ]]; then
+  log "lab did not come up; logs in $LAB_DIR/logs and $KWOK_WORKDIR/clusters/$LAB_CLUSTER/logs"
+  exit 1
+fi
+run pytest "$LAB_PY" -m pytest -q -p no:cacheprovider tests/unit tests/lab
+if [ -x tests/integration/run.sh ]; then run integration tests/integration/run.sh; fi
+
+if [ ${#failed[@]} -gt 0 ]; then log "FAILED: ${failed[*]}"; exit 1; fi
+log "all suites passed"
