@@ -18,7 +18,7 @@ k8s_dir="$CACHE/kubernetes-$KUBE_VERSION"
 etcd_dir="$CACHE/etcd-$ETCD_VERSION"
 kwok_dir="$CACHE/kwok-$KWOK_VERSION"
 
-have_all() { local d=$1; shift; for b in "$@"; do [ -x "$d/$b" ] || return 1; done; }
+have_all() { local d=$1; shift; for b in "$@"; do [ -e "$d/$b" ] || return 1; done; }
 
 build_kubernetes() {
   local bins=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
@@ -79,12 +79,19 @@ build_etcd() {
 }
 
 build_kwok() {
-  if have_all "$kwok_dir" kwok kwokctl; then log "kwok $KWOK_VERSION cached in $kwok_dir"; return; fi
+  if have_all "$kwok_dir" kwok kwokctl stages/pod-ready.yaml; then log "kwok $KWOK_VERSION cached in $kwok_dir"; return; fi
   log "building kwok $KWOK_VERSION"
-  mkdir -p "$kwok_dir.tmp"
+  mkdir -p "$kwok_dir.tmp/stages"
   for b in kwok kwokctl; do
     GOBIN="$kwok_dir.tmp" go install -ldflags "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION" "sigs.k8s.io/kwok/cmd/$b@$KWOK_VERSION"
   done
+  # With the Stage CRD enabled kwokctl installs no stages: keep kwok's defaults (node
+  # initialize + lease heartbeat, fast pod lifecycle) of this version beside its binaries.
+  local src; src=$(go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+  cp "$src/kustomize/stage/node/fast/node-initialize.yaml" \
+     "$src/kustomize/stage/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml" \
+     "$src"/kustomize/stage/pod/fast/pod-*.yaml "$kwok_dir.tmp/stages/"
+  chmod -R u+w "$kwok_dir.tmp/stages"
   rm -rf "$kwok_dir"; mv "$kwok_dir.tmp" "$kwok_dir"
 }
 

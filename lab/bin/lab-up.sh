@@ -5,8 +5,8 @@ set -euo pipefail
 . "$(dirname "$0")/common.sh"
 start=$(date +%s)
 mkdir -p "$LAB_DIR/logs" "$LAB_DIR/run"
-for b in "$KUBE_BIN/kube-apiserver" "$KUBE_BIN/kubectl" "$ETCD_BIN/etcd" "$KWOK_BIN/kwokctl"; do
-  [ -x "$b" ] || "$REPO_ROOT/lab/bin/build-binaries.sh"
+for b in "$KUBE_BIN/kube-apiserver" "$KUBE_BIN/kubectl" "$ETCD_BIN/etcd" "$KWOK_BIN/kwokctl" "$KWOK_BIN/stages/pod-ready.yaml"; do
+  [ -e "$b" ] || "$REPO_ROOT/lab/bin/build-binaries.sh"
 done
 
 if api_ready; then
@@ -31,7 +31,7 @@ else
 fi
 
 kubectl apply -f "$REPO_ROOT/lab/kwok/nodes.yaml" >/dev/null
-kubectl apply -f "$REPO_ROOT/lab/kwok/stages/" >/dev/null
+kubectl apply -f "$KWOK_BIN/stages/" -f "$REPO_ROOT/lab/kwok/stages/" >/dev/null
 # exec in a lab pod runs a local command; the supervisor adds per-pod Exec objects on top.
 sed "s#@REPO_ROOT@#$REPO_ROOT#g" "$REPO_ROOT/lab/kwok/cluster-exec.yaml" | kubectl apply -f - >/dev/null
 

@@ -106,8 +106,9 @@ def test_crashloop_stage_restarts_the_container_and_keeps_the_pod_unready(core, 
 
 def test_gpu_pods_land_only_on_gpu_nodes_and_a_noschedule_taint_keeps_them_off(core, apps, api_client, namespace):
     gpu_nodes = {n.metadata.name for n in core.list_node(label_selector="nvidia.com/gpu.present=true").items}
-    assert gpu_nodes == {"lab-gpu-1", "lab-gpu-2"}
-    for n in gpu_nodes:
+    assert {"lab-gpu-1", "lab-gpu-2"} <= gpu_nodes
+    assert not gpu_nodes & {"lab-cpu-1", "lab-cpu-2", "lab-cpu-3"}
+    for n in ("lab-gpu-1", "lab-gpu-2"):
         assert core.read_node(n).status.allocatable["nvidia.com/gpu"] == "8"
 
     plain = api_client.sanitize_for_serialization
@@ -115,9 +116,16 @@ def test_gpu_pods_land_only_on_gpu_nodes_and_a_noschedule_taint_keeps_them_off(c
     node = core.read_node("lab-gpu-1")
     core.patch_node("lab-gpu-1", {"spec": {"taints": [plain(t) for t in node.spec.taints or []] + [taint]}})
     try:
-        apps.create_namespaced_deployment(namespace, deployment("gpu", 4, {"app": "gpu"}, gpu=1))
-        pods = wait_for(lambda: (p := running_pods(core, namespace, "app=gpu")) and len(p) == 4 and p,
-                        what="4 GPU pods Running")
+        # The lab's runtime pods already hold some GPUs; 2 more fit on lab-gpu-2 alone.
+        gpu = deployment("gpu", 2, {"app": "gpu"}, gpu=1)
+        # Only the lab's own nodes: the CPU nodes (no nvidia.com/gpu) and the two GPU nodes.
+        gpu.spec.template.spec.affinity = client.V1Affinity(node_affinity=client.V1NodeAffinity(
+            required_during_scheduling_ignored_during_execution=client.V1NodeSelector(node_selector_terms=[
+                client.V1NodeSelectorTerm(match_expressions=[client.V1NodeSelectorRequirement(
+                    key="kubernetes.io/hostname", operator="In", values=sorted(LAB_NODES))])])))
+        apps.create_namespaced_deployment(namespace, gpu)
+        pods = wait_for(lambda: (p := running_pods(core, namespace, "app=gpu")) and len(p) == 2 and p,
+                        what="2 GPU pods Running")
         assert {p.spec.node_name for p in pods} == {"lab-gpu-2"}
     finally:
         node = core.read_node("lab-gpu-1")
