@@ -12,7 +12,8 @@ KUBECONFIG="$LAB_DIR/kubeconfig"
 LAB_PY="$REPO_ROOT/.venv/bin/python"
 # kwokctl keeps its clusters, pids and logs under the repo's .lab, not in $HOME.
 KWOK_WORKDIR="$LAB_DIR/kwok"
-PATH="$KUBE_BIN:$ETCD_BIN:$KWOK_BIN:$PATH"
+# lab/runtime/bin first: kwok resolves `kubectl exec POD -- cli ...` with its own PATH.
+PATH="$REPO_ROOT/lab/runtime/bin:$KUBE_BIN:$ETCD_BIN:$KWOK_BIN:$PATH"
 export REPO_ROOT LAB_DIR KUBECONFIG LAB_PY KWOK_WORKDIR PATH VERITAS_LAB_CACHE
 # Lab components started after the control plane, in order; stopped in reverse.
 LAB_COMPONENTS=(supervisor observability dataplane)

@@ -22,7 +22,7 @@ else
     --kube-scheduler-binary "$KUBE_BIN/kube-scheduler" \
     --kwok-controller-binary "$KWOK_BIN/kwok" \
     --etcd-binary "$ETCD_BIN/etcd" \
-    --enable-crds=Stage,Exec,ClusterExec \
+    --enable-crds=Stage,Exec,ClusterExec,Logs \
     --kube-authorization --kube-admission \
     --kubeconfig "$KUBECONFIG" \
     --wait 3m >"$LAB_DIR/logs/kwokctl-create.log" 2>&1 \

@@ -6,8 +6,8 @@ import os
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -37,7 +37,7 @@ def kubeconfig() -> str:
 
 @pytest.fixture(scope="session")
 def api_client(kubeconfig):
-    from kubernetes import client, config
+    from kubernetes import config
 
     return config.new_client_from_config(config_file=kubeconfig)
 

@@ -1,0 +1,5 @@
+import sys
+
+from .loadgen import main
+
+sys.exit(main())

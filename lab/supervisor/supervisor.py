@@ -1,0 +1,606 @@
+#!/usr/bin/env python3
+"""Gives every Running runtime pod of the lab one real local process, as a kubelet would.
+
+Follows pods labelled lab.veritas.io/runtime=true in all namespaces through the Kubernetes API
+(list + watch, with a periodic resync):
+  - a Running pod (not being deleted, container not waiting/terminated) gets one process of
+    lab/runtime/veritas_runtime.py on 127.0.0.1:PORT; a deleted, Failed or Succeeded pod
+    loses it (SIGTERM, then SIGKILL); a container restart seen in the pod's status restarts it;
+  - a process that dies while its pod should run is restarted on the same port (back-off);
+  - each pod's address is published as the annotation lab.veritas.io/address, in the
+    Prometheus file_sd file $LAB_DIR/run/targets/runtime.json, and in a kwok Exec object of
+    the same name that maps `kubectl exec POD -- ./cli ...` to a local command with
+    VERITAS_RUNTIME_ADDR set;
+  - the pod's Ready and ContainersReady conditions follow the process's /health (status
+    subresource), so EndpointSlices and the lab's proxy drop a pod whose /health is 503.
+
+Configuration from the pod: container env (literal values) is passed through; labels variant
+and deployment become VARIANT and DEPLOYMENT; annotation lab.veritas.io/faults (JSON) sets
+faults at start; annotation lab.veritas.io/session-store picks the session store
+("isolated" for one per pod, another name for a shared one; default: one per namespace).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SELECTOR = "lab.veritas.io/runtime=true"
+ANN_ADDRESS = "lab.veritas.io/address"
+ANN_PID = "lab.veritas.io/pid"
+ANN_LOG = "lab.veritas.io/log"
+ANN_FAULTS = "lab.veritas.io/faults"
+ANN_SESSION_STORE = "lab.veritas.io/session-store"
+LABEL_CRASHLOOP = "lab.veritas.io/crashloop"
+KWOK_GROUP, KWOK_VERSION = "kwok.x-k8s.io", "v1alpha1"
+MANAGED_BY = "veritas-lab-supervisor"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+RUNTIME = REPO_ROOT / "lab" / "runtime" / "veritas_runtime.py"
+CLI = REPO_ROOT / "lab" / "runtime" / "bin" / "cli"
+SMP = "application/strategic-merge-patch+json"
+
+
+def log(event: str, *args: object, **fields: object) -> None:
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{int(time.time() % 1 * 1000):03d}Z"
+    parts = [stamp, event, *(str(a) for a in args), *(f"{k}={v}" for k, v in fields.items())]
+    sys.stdout.write(" ".join(parts) + "\n")
+    sys.stdout.flush()
+
+
+# ---- decisions (pure) -------------------------------------------------------------------
+
+def wants_process(pod: dict) -> bool:
+    """A kubelet would have the container running: Running phase, not deleting, not waiting."""
+    meta, status = pod.get("metadata", {}), pod.get("status", {})
+    if meta.get("deletionTimestamp") or status.get("phase") != "Running":
+        return False
+    statuses = status.get("containerStatuses") or []
+    if statuses:
+        state = statuses[0].get("state") or {}
+        if "waiting" in state or "terminated" in state:
+            return False
+    return True
+
+
+def restart_count(pod: dict) -> int:
+    statuses = pod.get("status", {}).get("containerStatuses") or []
+    return int(statuses[0].get("restartCount", 0)) if statuses else 0
+
+
+def ready_condition(pod: dict) -> bool | None:
+    for cond in pod.get("status", {}).get("conditions") or []:
+        if cond.get("type") == "Ready":
+            return cond.get("status") == "True"
+    return None
+
+
+def desired_ready(pod: dict, health_code: int | None) -> bool:
+    if pod.get("metadata", {}).get("labels", {}).get(LABEL_CRASHLOOP) == "true":
+        return False
+    return health_code == 200
+
+
+def runtime_container(pod: dict) -> dict:
+    containers = pod.get("spec", {}).get("containers") or [{}]
+    for c in containers:
+        if c.get("name") == "runtime":
+            return c
+    return containers[0]
+
+
+def runtime_env(pod: dict, addr: str, lab_dir: Path) -> dict[str, str]:
+    meta = pod["metadata"]
+    labels = meta.get("labels") or {}
+    ann = meta.get("annotations") or {}
+    env: dict[str, str] = {}
+    for item in runtime_container(pod).get("env") or []:
+        if "value" in item and item.get("name"):
+            env[item["name"]] = str(item["value"])
+    env.setdefault("VARIANT", labels.get("variant", ""))
+    env.setdefault("DEPLOYMENT", labels.get("deployment", ""))
+    store = ann.get(ANN_SESSION_STORE, "")
+    if store == "isolated":
+        store_dir = lab_dir / "state" / "sessions" / f"{meta['namespace']}.{meta['name']}"
+    else:
+        store_dir = lab_dir / "state" / "sessions" / (store or meta["namespace"])
+    env.setdefault("SESSION_STORE_DIR", str(store_dir))
+    if ann.get(ANN_FAULTS):
+        env["VERITAS_FAULTS"] = ann[ANN_FAULTS]
+    env.update({
+        "VERITAS_RUNTIME_ADDR": addr,
+        "POD_NAME": meta["name"],
+        "POD_NAMESPACE": meta["namespace"],
+        "POD_UID": meta.get("uid", ""),
+    })
+    env.pop("VERITAS_POD_NAME", None)
+    env.pop("VERITAS_POD_NAMESPACE", None)
+    return env
+
+
+def target_labels(pod: dict) -> dict[str, str]:
+    meta = pod["metadata"]
+    labels = meta.get("labels") or {}
+    out = {"namespace": meta["namespace"], "pod": meta["name"],
+           "variant": labels.get("variant", ""), "deployment": labels.get("deployment", ""),
+           "app": labels.get("app", labels.get("app.kubernetes.io/name", ""))}
+    return {k: v for k, v in out.items() if v}
+
+
+def exec_object(pod: dict, addr: str, workdir: Path, lab_py: str) -> dict:
+    meta = pod["metadata"]
+    return {
+        "apiVersion": f"{KWOK_GROUP}/{KWOK_VERSION}",
+        "kind": "Exec",
+        "metadata": {
+            "name": meta["name"], "namespace": meta["namespace"],
+            "labels": {"app.kubernetes.io/managed-by": MANAGED_BY},
+            "ownerReferences": [{"apiVersion": "v1", "kind": "Pod", "name": meta["name"],
+                                 "uid": meta["uid"]}],
+        },
+        "spec": {"execs": [{"local": {
+            "workDir": str(workdir),
+            "envs": [{"name": "VERITAS_RUNTIME_ADDR", "value": addr},
+                     {"name": "POD_NAME", "value": meta["name"]},
+                     {"name": "POD_NAMESPACE", "value": meta["namespace"]},
+                     {"name": "LAB_PY", "value": lab_py}],
+        }}]},
+    }
+
+
+def free_port(taken: set[int]) -> int:
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in taken:
+            return port
+    raise RuntimeError("no free port")
+
+
+def probe(addr: str, timeout: float = 0.8) -> tuple[int | None, str]:
+    host, port = addr.rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    try:
+        conn.request("GET", "/health")
+        resp = conn.getresponse()
+        body = resp.read()
+        reason = ""
+        try:
+            reason = json.loads(body).get("reason", "")
+        except (ValueError, AttributeError):
+            pass
+        return resp.status, reason
+    except (OSError, http.client.HTTPException) as exc:
+        return None, f"health check failed: {exc}"
+    finally:
+        conn.close()
+
+
+# ---- processes ----------------------------------------------------------------------------
+
+@dataclass
+class Managed:
+    uid: str
+    namespace: str
+    name: str
+    port: int
+    pod: dict
+    workdir: Path
+    log_path: Path
+    proc: subprocess.Popen | None = None
+    container_restarts: int = 0
+    process_restarts: int = 0
+    next_start: float = 0.0
+    last_patch: tuple[bool, float] | None = None
+    health: tuple[int | None, str] = (None, "")
+    published: bool = False
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def addr(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}.{self.name}"
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+
+class Supervisor:
+    def __init__(self, lab_dir: Path, kubeconfig: str, lab_py: str, probe_interval: float = 0.5,
+                 resync: float = 10.0):
+        from kubernetes import client, config
+
+        self.lab_dir = lab_dir
+        self.lab_py = lab_py
+        self.probe_interval = probe_interval
+        self.resync = resync
+        self.api = config.new_client_from_config(config_file=kubeconfig)
+        self.core = client.CoreV1Api(self.api)
+        self.custom = client.CustomObjectsApi(self.api)
+        self.ApiException = client.ApiException
+        self.lock = threading.RLock()
+        self.managed: dict[str, Managed] = {}
+        self.stopping = threading.Event()
+        self.exec_crd = True
+        self.logs_crd = True
+        self.released: dict[int, float] = {}
+        self.run_dir = lab_dir / "run"
+        self.pid_dir = self.run_dir / "runtime-pods"
+        self.targets = self.run_dir / "targets" / "runtime.json"
+        self.state_file = self.run_dir / "supervisor-state.json"
+        self.pod_log_dir = lab_dir / "logs" / "pods"
+        for d in (self.pid_dir, self.targets.parent, self.pod_log_dir, self.run_dir / "pods"):
+            d.mkdir(parents=True, exist_ok=True)
+
+    # -- lifecycle of one process --
+    def start(self, m: Managed) -> None:
+        m.workdir.mkdir(parents=True, exist_ok=True)
+        link = m.workdir / "cli"
+        if not link.is_symlink() or os.readlink(link) != str(CLI):
+            with contextlib.suppress(FileNotFoundError):
+                link.unlink()
+            link.symlink_to(CLI)
+        ready_file = m.workdir / "ready.json"
+        with contextlib.suppress(FileNotFoundError):
+            ready_file.unlink()
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/"),
+               "LANG": "C.UTF-8", "PYTHONUNBUFFERED": "1", **runtime_env(m.pod, m.addr, self.lab_dir),
+               "VERITAS_READY_FILE": str(ready_file),
+               "VERITAS_CRI_LOG_FILE": str(m.log_path.with_suffix(".cri.log"))}
+        Path(env["SESSION_STORE_DIR"]).mkdir(parents=True, exist_ok=True)
+        logf = open(m.log_path, "a")  # noqa: SIM115 - handed to the child
+        try:
+            m.proc = subprocess.Popen([self.lab_py, "-S", str(RUNTIME)], cwd=m.workdir, env=env,
+                                      stdout=logf, stderr=subprocess.STDOUT,
+                                      stdin=subprocess.DEVNULL, start_new_session=True)
+        finally:
+            logf.close()
+        (self.pid_dir / f"{m.uid}.pid").write_text(f"{m.proc.pid} {m.port} {m.namespace} {m.name}\n")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not ready_file.exists() and m.proc.poll() is None:
+            time.sleep(0.01)
+        log("process_started", m.key, pid=m.proc.pid, addr=m.addr, ready=ready_file.exists())
+        m.health = probe(m.addr)
+        self.publish(m)
+
+    def kill(self, m: Managed, reason: str) -> None:
+        proc = m.proc
+        m.proc = None
+        if proc is not None:
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(2)
+                except subprocess.TimeoutExpired:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait(5)
+            log("process_stopped", m.key, pid=proc.pid, reason=reason, code=proc.returncode)
+        with contextlib.suppress(FileNotFoundError):
+            (self.pid_dir / f"{m.uid}.pid").unlink()
+
+    # -- publishing the address --
+    def publish(self, m: Managed) -> None:
+        assert m.proc is not None
+        # The exec mapping first: whoever sees the address annotation can exec at once.
+        self.put_exec(m)
+        self.put_logs(m)
+        ann = {ANN_ADDRESS: m.addr, ANN_PID: str(m.proc.pid), ANN_LOG: str(m.log_path)}
+        try:
+            self.core.patch_namespaced_pod(m.name, m.namespace, {"metadata": {"annotations": ann}},
+                                           _content_type=SMP)
+        except self.ApiException as exc:
+            log("annotate_failed", m.key, status=exc.status)
+        m.published = True
+        self.write_targets()
+
+    def put_exec(self, m: Managed) -> None:
+        if not self.exec_crd:
+            return
+        body = exec_object(m.pod, m.addr, m.workdir, self.lab_py)
+        args = (KWOK_GROUP, KWOK_VERSION, m.namespace, "execs")
+        try:
+            self.custom.create_namespaced_custom_object(*args, body)
+        except self.ApiException as exc:
+            if exc.status == 409:
+                current = self.custom.get_namespaced_custom_object(*args, m.name)
+                body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+                self.custom.replace_namespaced_custom_object(*args, m.name, body)
+            elif exc.status == 404:
+                self.exec_crd = False
+                log("exec_crd_missing", "kwok Exec CRD not served; enable it with --enable-crds=Exec")
+            else:
+                log("exec_failed", m.key, status=exc.status)
+
+    def put_logs(self, m: Managed) -> None:
+        """`kubectl logs POD` reads the process's log, if the lab serves kwok's Logs CRD."""
+        if not self.logs_crd:
+            return
+        body = {"apiVersion": f"{KWOK_GROUP}/{KWOK_VERSION}", "kind": "Logs",
+                "metadata": {"name": m.name, "namespace": m.namespace,
+                             "labels": {"app.kubernetes.io/managed-by": MANAGED_BY},
+                             "ownerReferences": [{"apiVersion": "v1", "kind": "Pod", "name": m.name,
+                                                  "uid": m.uid}]},
+                "spec": {"logs": [{"logsFile": str(m.log_path.with_suffix(".cri.log")), "follow": True}]}}
+        args = (KWOK_GROUP, KWOK_VERSION, m.namespace, "logs")
+        try:
+            self.custom.create_namespaced_custom_object(*args, body)
+        except self.ApiException as exc:
+            if exc.status == 409:
+                return
+            if exc.status == 404:
+                self.logs_crd = False
+                log("logs_crd_missing", "kwok Logs CRD not served; `kubectl logs` needs --enable-crds=Logs")
+            else:
+                log("logs_failed", m.key, status=exc.status)
+
+    def delete_exec(self, m: Managed) -> None:
+        if not self.exec_crd:
+            return
+        with contextlib.suppress(self.ApiException):
+            self.custom.delete_namespaced_custom_object(KWOK_GROUP, KWOK_VERSION, m.namespace, "execs",
+                                                        m.name)
+
+    def write_targets(self) -> None:
+        with self.lock:
+            groups = [{"targets": [m.addr], "labels": target_labels(m.pod)}
+                      for m in sorted(self.managed.values(), key=lambda x: x.key) if m.alive()]
+            state = [{"namespace": m.namespace, "pod": m.name, "uid": m.uid, "addr": m.addr,
+                      "pid": m.proc.pid if m.proc else None, "alive": m.alive(),
+                      "health": m.health[0], "ready": m.last_patch[0] if m.last_patch else None,
+                      "process_restarts": m.process_restarts, "log": str(m.log_path)}
+                     for m in sorted(self.managed.values(), key=lambda x: x.key)]
+        _atomic_write(self.targets, json.dumps(groups, indent=1))
+        _atomic_write(self.state_file, json.dumps({"pid": os.getpid(), "pods": state}, indent=1))
+
+    # -- readiness --
+    def set_ready(self, m: Managed, ready: bool, reason: str) -> None:
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        conds = [{"type": t, "status": "True" if ready else "False", "lastTransitionTime": now,
+                  "reason": "" if ready else "HealthCheckFailed", "message": "" if ready else reason[:200]}
+                 for t in ("Ready", "ContainersReady")]
+        try:
+            self.core.patch_namespaced_pod_status(m.name, m.namespace, {"status": {"conditions": conds}},
+                                                  _content_type=SMP)
+            m.last_patch = (ready, time.monotonic())
+            # Our own view until the watch delivers the patched pod.
+            status = m.pod.setdefault("status", {})
+            others = [c for c in status.get("conditions") or [] if c.get("type") not in ("Ready", "ContainersReady")]
+            status["conditions"] = others + conds
+            log("ready" if ready else "not_ready", m.key, reason=reason.replace(" ", "_") or "-")
+            self.write_targets()
+        except self.ApiException as exc:
+            log("ready_patch_failed", m.key, status=exc.status)
+
+    # -- reconciliation --
+    def reconcile(self, pod: dict, deleted: bool = False) -> None:
+        meta = pod.get("metadata", {})
+        uid = meta.get("uid")
+        if not uid:
+            return
+        with self.lock:
+            if self.stopping.is_set():
+                return
+            m = self.managed.get(uid)
+            want = not deleted and wants_process(pod)
+            if m is not None:
+                m.pod = pod
+            if want and m is None:
+                now = time.monotonic()
+                self.released = {p: t for p, t in self.released.items() if now - t < 120}
+                taken = {x.port for x in self.managed.values()} | set(self.released)
+                key = f"{meta['namespace']}.{meta['name']}"
+                m = Managed(uid=uid, namespace=meta["namespace"], name=meta["name"], port=free_port(taken),
+                            pod=pod, workdir=self.run_dir / "pods" / key,
+                            log_path=self.pod_log_dir / f"{key}.log",
+                            container_restarts=restart_count(pod))
+                self.managed[uid] = m
+                if ready_condition(pod):
+                    self.set_ready(m, False, "process starting")
+                self.start(m)
+                self.apply_health(m)
+            elif want and m is not None and restart_count(pod) > m.container_restarts:
+                m.container_restarts = restart_count(pod)
+                self.kill(m, "container_restarted")
+                self.start(m)
+                self.apply_health(m)
+            elif not want and m is not None:
+                why = "pod_deleted" if deleted or meta.get("deletionTimestamp") else \
+                    f"phase_{pod.get('status', {}).get('phase', 'unknown')}_or_container_not_running"
+                self.kill(m, why)
+                del self.managed[uid]
+                self.released[m.port] = time.monotonic()
+                if not deleted and not meta.get("deletionTimestamp"):
+                    self.delete_exec(m)
+                else:
+                    shutil.rmtree(m.workdir, ignore_errors=True)
+                self.write_targets()
+
+    def apply_health(self, m: Managed) -> None:
+        code, reason = m.health
+        want = desired_ready(m.pod, code) if m.alive() else False
+        if not m.alive():
+            reason = "process not running"
+        elif code != 200 and not reason:
+            reason = f"/health answered {code}"
+        elif want is False and code == 200:
+            reason = "container in crash loop"
+        current = ready_condition(m.pod)
+        recent = m.last_patch is not None and m.last_patch[0] == want and \
+            time.monotonic() - m.last_patch[1] < 3.0
+        if current != want and not recent:
+            self.set_ready(m, want, reason)
+
+    def probe_loop(self) -> None:
+        while not self.stopping.wait(self.probe_interval):
+            with self.lock:
+                items = list(self.managed.values())
+            for m in items:
+                if m.alive():
+                    m.health = probe(m.addr)
+                else:
+                    m.health = (None, "process not running")
+            with self.lock:
+                for m in items:
+                    if self.managed.get(m.uid) is not m:
+                        continue
+                    if m.proc is not None and m.proc.poll() is not None:
+                        code = m.proc.returncode
+                        log("process_exited", m.key, pid=m.proc.pid, code=code)
+                        self.kill(m, f"exited_{code}")
+                        m.process_restarts += 1
+                        m.next_start = time.monotonic() + min(10.0, 0.5 * 2 ** min(m.process_restarts, 5))
+                        self.write_targets()
+                    if m.proc is None and time.monotonic() >= m.next_start and wants_process(m.pod):
+                        self.start(m)
+                    self.apply_health(m)
+
+    def list_pods(self) -> tuple[list[dict], str]:
+        resp = self.core.list_pod_for_all_namespaces(label_selector=SELECTOR, _preload_content=False)
+        data = json.loads(resp.data)
+        return data.get("items", []), data["metadata"]["resourceVersion"]
+
+    def resync_all(self) -> str:
+        pods, rv = self.list_pods()
+        seen = set()
+        for pod in pods:
+            seen.add(pod["metadata"]["uid"])
+            self.reconcile(pod)
+        with self.lock:
+            gone = [m for uid, m in self.managed.items() if uid not in seen]
+        for m in gone:
+            self.reconcile(m.pod, deleted=True)
+        return rv
+
+    def watch_loop(self) -> None:
+        from kubernetes import watch
+
+        rv = ""
+        last_resync = 0.0
+        while not self.stopping.is_set():
+            try:
+                if not rv or time.monotonic() - last_resync > self.resync:
+                    rv = self.resync_all()
+                    last_resync = time.monotonic()
+                w = watch.Watch()
+                for ev in w.stream(self.core.list_pod_for_all_namespaces, label_selector=SELECTOR,
+                                   resource_version=rv, timeout_seconds=int(self.resync),
+                                   allow_watch_bookmarks=True, deserialize=False):
+                    obj = ev.get("raw_object") or ev.get("object") or {}
+                    kind = ev.get("type")
+                    if kind == "ERROR":
+                        rv = ""
+                        break
+                    rv = obj.get("metadata", {}).get("resourceVersion", rv)
+                    if kind == "BOOKMARK":
+                        continue
+                    self.reconcile(obj, deleted=kind == "DELETED")
+                    if self.stopping.is_set():
+                        w.stop()
+                        break
+            except Exception as exc:  # noqa: BLE001 - the supervisor must outlive API hiccups
+                log("watch_error", type(exc).__name__, detail=str(exc)[:200].replace(" ", "_"))
+                rv = ""
+                self.stopping.wait(1.0)
+
+    def kill_stale(self) -> None:
+        """Processes left by a supervisor that died: their pid files name them."""
+        for pidfile in self.pid_dir.glob("*.pid"):
+            try:
+                pid = int(pidfile.read_text().split()[0])
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+                if str(RUNTIME).encode() in cmdline:
+                    os.killpg(pid, signal.SIGKILL)
+                    log("stale_process_killed", pid=pid)
+            except (OSError, ValueError, IndexError):
+                pass
+            pidfile.unlink(missing_ok=True)
+
+    def shutdown(self) -> None:
+        self.stopping.set()
+        with self.lock:
+            items = list(self.managed.values())
+            self.managed.clear()
+        for m in items:  # signal all first, then wait for each
+            if m.alive():
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(m.proc.pid, signal.SIGTERM)
+        for m in items:
+            self.kill(m, "supervisor_stopping")
+        for m in items:
+            if ready_condition(m.pod):
+                try:
+                    self.core.patch_namespaced_pod_status(
+                        m.name, m.namespace, {"status": {"conditions": [
+                            {"type": "Ready", "status": "False", "reason": "SupervisorStopped"},
+                            {"type": "ContainersReady", "status": "False", "reason": "SupervisorStopped"}]}},
+                        _content_type=SMP, _request_timeout=2)
+                except Exception:  # noqa: BLE001 - the API may be gone already; do not wait on it
+                    break
+        self.write_targets()
+        pidfile = self.run_dir / "supervisor.pid"
+        with contextlib.suppress(OSError, ValueError):
+            if int(pidfile.read_text()) == os.getpid():
+                pidfile.unlink()
+        log("supervisor_stopped")
+
+    def run(self) -> None:
+        self.kill_stale()
+        # Nothing runs yet: the work folders of earlier runs are stale.
+        shutil.rmtree(self.run_dir / "pods", ignore_errors=True)
+        (self.run_dir / "pods").mkdir(parents=True, exist_ok=True)
+        self.write_targets()
+        _atomic_write(self.run_dir / "supervisor.pid", f"{os.getpid()}\n")
+        log("supervisor_started", pid=os.getpid(), selector=SELECTOR, targets=self.targets)
+        threading.Thread(target=self.probe_loop, daemon=True, name="probe").start()
+        threading.Thread(target=self.watch_loop, daemon=True, name="watch").start()
+        self.stopping.wait()
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def main() -> int:
+    lab_dir = Path(os.environ.get("LAB_DIR", REPO_ROOT / ".lab"))
+    kubeconfig = os.environ.get("KUBECONFIG", str(lab_dir / "kubeconfig"))
+    lab_py = os.environ.get("LAB_PY") or sys.executable
+    sup = Supervisor(lab_dir, kubeconfig, lab_py,
+                     probe_interval=float(os.environ.get("SUPERVISOR_PROBE_INTERVAL", "0.5")))
+    done = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log("signal", signal.Signals(signum).name)
+        done.set()
+        sup.stopping.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        sup.run()
+    finally:
+        sup.shutdown()
+    sys.stdout.flush()
+    # Everything is cleaned up; do not wait for the API client's pools and the watch socket.
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

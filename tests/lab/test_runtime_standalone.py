@@ -1,0 +1,334 @@
+"""The runtime stand-in as a plain local process: no cluster needed."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+LAB = Path(__file__).resolve().parents[2] / "lab"
+sys.path.insert(0, str(LAB / "runtime"))
+sys.path.insert(0, str(LAB / "loadgen"))
+
+import loadgen
+from proc import RuntimeProcess, metric_samples
+
+FAST = {"PER_TOKEN_MS": "1", "PREFILL_MS": "5", "PREFILL_HIT_MS": "1", "WARMUP_SECONDS": "0.5",
+        "WARMUP_PROMPTS": "20", "VARIANT": "canary", "POD_NAME": "rt-test-0"}
+
+
+@pytest.fixture
+def runtime(tmp_path):
+    rt = RuntimeProcess(FAST, log_file=str(tmp_path / "runtime.log")).start()
+    yield rt
+    rt.stop()
+
+
+def metrics(rt: RuntimeProcess) -> str:
+    status, _, body = rt.request("GET", "/metrics")
+    assert status == 200
+    assert isinstance(body, str)
+    return body
+
+
+def value(rt: RuntimeProcess, name: str, **labels: str) -> float:
+    samples = [v for lab, v in metric_samples(metrics(rt), name)
+               if all(lab.get(k) == want for k, want in labels.items())]
+    assert samples, f"{name}{labels} not exposed"
+    return sum(samples)
+
+
+def test_completion_is_deterministic_and_carries_a_checksum(runtime):
+    s1, h1, r1 = runtime.complete("what is a canary", max_tokens=12)
+    s2, _, r2 = runtime.complete("what is a canary", max_tokens=12)
+    s3, _, r3 = runtime.complete("what is a blue-green switch", max_tokens=12)
+    assert (s1, s2, s3) == (200, 200, 200)
+    text = r1["choices"][0]["text"]
+    assert text == r2["choices"][0]["text"]
+    assert text != r3["choices"][0]["text"]
+    assert len(text.split()) == 12
+    assert r1["veritas"]["checksum"] == "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+    # computed independently of the runtime's code (the load generator's own copy)
+    assert text == loadgen.expected_text("llama-7b", "what is a canary", 12)
+    assert h1["x-veritas-pod"] == "rt-test-0"
+    assert h1["x-veritas-variant"] == "canary"
+    assert r1["usage"]["completion_tokens"] == 12
+
+
+def test_latency_is_tokens_times_per_token_time(tmp_path):
+    with RuntimeProcess({**FAST, "PER_TOKEN_MS": "10", "PREFILL_MS": "0"}) as rt:
+        t0 = time.monotonic()
+        assert rt.complete("short", max_tokens=2)[0] == 200
+        short = time.monotonic() - t0
+        t0 = time.monotonic()
+        assert rt.complete("long", max_tokens=40)[0] == 200
+        long = time.monotonic() - t0
+    assert long >= 0.40
+    assert short < 0.2
+    assert long - short >= 0.3
+
+
+def test_metrics_use_vllm_names_labels_and_buckets(runtime):
+    for i in range(3):
+        assert runtime.complete(f"p{i}", max_tokens=4)[0] == 200
+    text = metrics(runtime)
+    for name, kind in [("vllm:num_requests_running", "gauge"), ("vllm:num_requests_waiting", "gauge"),
+                       ("vllm:kv_cache_usage_perc", "gauge"),
+                       ("vllm:prefix_cache_queries_total", "counter"),
+                       ("vllm:prefix_cache_hits_total", "counter"),
+                       ("vllm:e2e_request_latency_seconds", "histogram"),
+                       ("vllm:time_to_first_token_seconds", "histogram"),
+                       ("vllm:request_success_total", "counter"),
+                       ("veritas_http_requests_total", "counter"),
+                       ("veritas_kv_cache_corruptions_detected_total", "counter")]:
+        assert f"# TYPE {name} {kind}" in text
+    e2e = metric_samples(text, "vllm:e2e_request_latency_seconds_bucket")
+    assert [lab["le"] for lab, _ in e2e] == [
+        "0.3", "0.5", "0.8", "1.0", "1.5", "2.0", "2.5", "5.0", "10.0", "15.0", "20.0", "30.0",
+        "40.0", "50.0", "60.0", "120.0", "240.0", "480.0", "960.0", "1920.0", "7680.0", "+Inf"]
+    assert all(lab["model_name"] == "llama-7b" for lab, _ in e2e)
+    assert value(runtime, "vllm:e2e_request_latency_seconds_count") == 3
+    assert value(runtime, "vllm:time_to_first_token_seconds_count") == 3
+    assert value(runtime, "vllm:request_success_total", finished_reason="length") == 3
+    assert value(runtime, "veritas_http_requests_total", handler="completions", code="200") == 3
+    assert value(runtime, "vllm:kv_cache_usage_perc") > 0
+
+
+def test_injected_error_rate_is_exact_and_counted_by_code(runtime):
+    r = runtime.cli("fault", "set", "error-rate", "--percent", "20")
+    assert r.returncode == 0, r.stderr
+    codes = [runtime.complete(f"q{i}", max_tokens=1)[0] for i in range(50)]
+    assert codes.count(500) == 10
+    assert codes.count(200) == 40
+    assert value(runtime, "veritas_http_requests_total", handler="completions", code="500") == 10
+    assert value(runtime, "vllm:request_success_total") == 40
+    assert runtime.cli("fault", "clear", "error-rate").returncode == 0
+    assert {runtime.complete(f"r{i}", max_tokens=1)[0] for i in range(10)} == {200}
+
+
+def test_corrupted_kv_entry_is_detected_on_read_and_the_answer_stays_correct(runtime):
+    prompt = "veritas lab prompt 3"
+    _, h_miss, first = runtime.complete(prompt, max_tokens=10)
+    _, h_hit, second = runtime.complete(prompt, max_tokens=10)
+    assert (h_miss["x-veritas-cache"], h_hit["x-veritas-cache"]) == ("miss", "hit")
+    assert second["choices"][0]["text"] == first["choices"][0]["text"]
+    assert value(runtime, "veritas_kv_cache_corruptions_detected_total") == 0
+
+    r = runtime.cli("fault", "set", "kv-corruption", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["corrupted_entries"] >= 1
+
+    status, hdrs, after = runtime.complete(prompt, max_tokens=10)
+    assert status == 200
+    assert hdrs["x-veritas-cache"] == "corrupt_bypass"
+    assert after["veritas"]["degraded"] is True
+    assert after["choices"][0]["text"] == first["choices"][0]["text"]
+    assert after["veritas"]["checksum"] == first["veritas"]["checksum"]
+    assert value(runtime, "veritas_kv_cache_corruptions_detected_total") == 1
+    cache = json.loads(runtime.cli("cache-status", "--json").stdout)
+    assert cache["state"] == "degraded"
+    assert cache["corruptions_detected"] == 1
+    assert "kv_cache_corruption_detected" in Path(runtime.log_file).read_text()
+
+    # The corrupt entry was evicted: the next read refills it, the one after hits again.
+    assert runtime.complete(prompt, max_tokens=10)[1]["x-veritas-cache"] == "miss"
+    assert runtime.complete(prompt, max_tokens=10)[1]["x-veritas-cache"] == "hit"
+
+    # Recovery as in the runbook: invalidate, warm up, status healthy again.
+    assert runtime.cli("cache-invalidate").returncode == 0
+    assert runtime.cli("fault", "clear", "kv-corruption").returncode == 0
+    assert runtime.cli("cache-warmup", "--model", "llama-7b").returncode == 0
+    cache = json.loads(runtime.cli("cache-status", "--json").stdout)
+    assert cache["state"] == "warm"
+    assert cache["entries"] == 20
+
+
+def test_cache_warmup_prints_progress_and_logs_cache_warm_lines(runtime):
+    r = runtime.cli("cache-warmup", "--model", "llama-7b", "--seconds", "1")
+    assert r.returncode == 0, r.stderr
+    progress = [int(w.split("=")[1].rstrip("%")) for line in r.stdout.splitlines()
+                for w in line.split() if w.startswith("progress=")]
+    assert progress[0] == 0
+    assert progress[-1] == 100
+    assert len(progress) >= 5
+    assert progress == sorted(progress)
+    assert all(line.startswith("cache_warm ") for line in r.stdout.splitlines())
+    logged = [line for line in Path(runtime.log_file).read_text().splitlines() if " cache_warm " in line]
+    assert any("state=done" in line for line in logged)
+    assert len(logged) >= 5
+    # A warmed prompt is a cache hit on first use.
+    assert runtime.complete("veritas lab prompt 7", max_tokens=4)[1]["x-veritas-cache"] == "hit"
+    wrong = runtime.cli("cache-warmup", "--model", "mistral-7b")
+    assert wrong.returncode == 1
+    assert "not loaded" in wrong.stderr
+
+
+def test_gpu_unavailable_makes_health_503_and_cpu_fallback_serves_slower(tmp_path):
+    env = {**FAST, "PER_TOKEN_MS": "5", "PREFILL_MS": "0", "CPU_FALLBACK_FACTOR": "4"}
+    with RuntimeProcess(env) as rt:
+        assert rt.request("GET", "/health")[0] == 200
+        t0 = time.monotonic()
+        assert rt.complete("gpu", max_tokens=20)[0] == 200
+        on_gpu = time.monotonic() - t0
+
+        assert rt.cli("fault", "set", "gpu-unavailable").returncode == 0
+        status, _, body = rt.request("GET", "/health")
+        assert status == 503
+        assert body["reason"].startswith("gpu_unavailable")
+        assert rt.cli("health").returncode == 1
+        assert rt.complete("gpu", max_tokens=20)[0] == 503
+        assert value(rt, "veritas_gpu_available") == 0
+
+        assert rt.cli("fault", "set", "gpu-unavailable", "--cpu-fallback").returncode == 0
+        status, _, body = rt.request("GET", "/health")
+        assert status == 200
+        assert body["mode"] == "cpu_fallback"
+        t0 = time.monotonic()
+        status, _, resp = rt.complete("gpu", max_tokens=20)
+        on_cpu = time.monotonic() - t0
+        assert status == 200
+        assert resp["veritas"]["mode"] == "cpu_fallback"
+        assert on_cpu >= 3 * on_gpu
+        assert value(rt, "veritas_cpu_fallback") == 1
+
+
+def test_latency_fault_adds_time(runtime):
+    t0 = time.monotonic()
+    runtime.complete("lat", max_tokens=1)
+    base = time.monotonic() - t0
+    assert runtime.cli("fault", "set", "latency", "--ms", "300").returncode == 0
+    t0 = time.monotonic()
+    runtime.complete("lat", max_tokens=1)
+    slow = time.monotonic() - t0
+    assert slow - base >= 0.28
+
+
+def test_metrics_off_modes(runtime):
+    assert runtime.cli("fault", "set", "metrics-off").returncode == 0
+    assert runtime.request("GET", "/metrics")[0] == 503
+    assert runtime.cli("fault", "set", "metrics-off", "--mode", "empty").returncode == 0
+    status, _, body = runtime.request("GET", "/metrics")
+    assert status == 200
+    assert "vllm:" not in body
+    assert runtime.complete("still serving", max_tokens=2)[0] == 200
+    assert runtime.cli("fault", "clear", "--all").returncode == 0
+    assert "vllm:num_requests_running" in metrics(runtime)
+
+
+def test_sessions_lost_and_unreachable(tmp_path):
+    store = tmp_path / "sessions"
+    env = {**FAST, "SESSION_STORE_DIR": str(store)}
+    with RuntimeProcess(env, log_file=str(tmp_path / "a.log")) as a, \
+            RuntimeProcess({**env, "POD_NAME": "rt-test-1"}) as b:
+        status, _, created = a.request("POST", "/v1/sessions", {})
+        assert status == 201
+        sid = created["session_id"]
+        # the store is shared: the session made on one pod is usable on the other
+        assert b.complete("hello", max_tokens=2, session_id=sid)[0] == 200
+        listing = a.cli("session-list", "--json")
+        assert [s["id"] for s in json.loads(listing.stdout)["sessions"]] == [sid]
+        assert json.loads(listing.stdout)["sessions"][0]["turns"] == 1
+
+        assert a.cli("fault", "set", "session-loss").returncode == 0
+        status, _, body = a.complete("hello", max_tokens=2, session_id=sid)
+        assert status == 404
+        assert body["error"]["type"] == "session_not_found"
+        lines = [ln for ln in Path(a.log_file).read_text().splitlines() if "session_not_found" in ln]
+        assert lines, "no session_not_found log line"
+        # the runbook extracts the id with: grep session_not_found | cut -d' ' -f3
+        assert lines[-1].split(" ")[2] == sid
+
+        assert b.cli("fault", "set", "session-store-unreachable").returncode == 0
+        health = b.cli("session-store-health", "--json")
+        assert health.returncode == 1
+        assert json.loads(health.stdout)["reachable"] is False
+        assert b.complete("hello", max_tokens=2, session_id="any")[0] == 503
+        assert a.cli("session-store-health").returncode == 0
+
+
+def test_memory_and_disk_exhaustion(tmp_path):
+    with RuntimeProcess(FAST) as rt:
+        assert rt.cli("fault", "set", "disk-exhaustion").returncode == 0
+        status, _, body = rt.request("GET", "/health")
+        assert status == 503
+        assert "disk_full" in body["reason"]
+        assert rt.cli("cache-warmup", "--model", "llama-7b").returncode == 1
+        assert rt.request("POST", "/v1/sessions", {})[0] == 507
+        assert rt.cli("fault", "clear", "disk-exhaustion").returncode == 0
+        assert rt.request("GET", "/health")[0] == 200
+
+        assert rt.cli("fault", "set", "memory-exhaustion").returncode == 0
+        assert rt.request("GET", "/health")[0] == 503
+        assert rt.complete("x", max_tokens=1)[0] == 503
+        rt.cli("fault", "set", "memory-exhaustion", "--oom-kill")
+        assert rt.proc.wait(5) == 137
+
+
+def test_fault_cli_list_clear_and_errors(runtime):
+    assert runtime.cli("fault", "list").stdout.strip() == "no faults set"
+    runtime.cli("fault", "set", "latency", "--ms", "5")
+    runtime.cli("fault", "set", "error-rate", "--percent", "1")
+    listed = json.loads(runtime.cli("fault", "list", "--json").stdout)
+    assert sorted(f["name"] for f in listed) == ["error-rate", "latency"]
+    assert value(runtime, "veritas_fault_active", fault="latency") == 1
+    bad = runtime.cli("fault", "set", "no-such-fault")
+    assert bad.returncode == 1
+    assert "unknown fault" in bad.stderr
+    assert runtime.cli("fault", "set", "error-rate", "--percent", "150").returncode == 1
+    assert runtime.cli("fault", "clear", "--all").returncode == 0
+    assert json.loads(runtime.cli("fault", "list", "--json").stdout) == []
+    status = json.loads(runtime.cli("status", "--json").stdout)
+    assert status["pid"] == runtime.pid
+    assert status["variant"] == "canary"
+
+
+def test_cli_needs_an_address(tmp_path):
+    import subprocess
+
+    from proc import CLI
+    r = subprocess.run([str(CLI), "cache-status"], env={"PATH": "/usr/bin:/bin"},
+                       capture_output=True, text=True, check=False)
+    assert r.returncode == 2
+    assert "VERITAS_RUNTIME_ADDR" in r.stderr
+
+
+def test_initial_faults_from_environment():
+    with RuntimeProcess({**FAST, "VERITAS_FAULTS": json.dumps({"gpu-unavailable": {}})}) as rt:
+        assert rt.request("GET", "/health")[0] == 503
+
+
+def test_refuses_to_bind_beyond_loopback():
+    rt = RuntimeProcess({"VERITAS_RUNTIME_ADDR": "0.0.0.0:0"})
+    with pytest.raises(RuntimeError, match="127.0.0.1 only"):
+        rt.start()
+
+
+def test_resident_memory_stays_small_under_load(runtime):
+    cfg = loadgen.Config(url=f"http://{runtime.addr}/v1/completions", rate=200, duration=2,
+                         max_tokens=4, concurrency=32)
+    records = loadgen.run(cfg)
+    assert sum(1 for r in records if r.status == 200) == len(records) == 400
+    rss_kb = next(int(line.split()[1]) for line in
+                  Path(f"/proc/{runtime.pid}/status").read_text().splitlines()
+                  if line.startswith("VmRSS:"))
+    assert rss_kb < 30 * 1024, f"runtime RSS {rss_kb} kB"
+
+
+def test_a_peer_resetting_its_connection_leaves_no_traceback(runtime):
+    import socket
+    import struct
+
+    host, port = runtime.addr.rsplit(":", 1)
+    for _ in range(3):
+        with socket.create_connection((host, int(port))) as sock:
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: lab\r\n\r\n")
+            sock.recv(4096)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    # the server is still serving, and said nothing about the resets
+    assert runtime.request("GET", "/health")[0] == 200
+    assert "Traceback" not in runtime.output()
+    assert "Traceback" not in Path(runtime.log_file).read_text()
