@@ -7,7 +7,7 @@ export VERITAS_LAB_CACHE ?= $(HOME)/.cache/veritas-lab
 export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(REPO)/ansible.cfg
 
-.PHONY: help venv collection-link lab-build lab-up lab-down lab-status test test-unit test-lab sanity lint gameday bench clean
+.PHONY: help venv collection-link lab-build lab-up lab-down lab-status test test-unit sanity lint gameday gameday-canary bench clean
 
 help:
 	@echo "make gameday    set up the lab and run playbooks/gameday-bluegreen.yml"
@@ -52,8 +52,20 @@ sanity: venv
 lint: venv collection-link
 	$(VENV)/bin/ansible-lint --profile production
 
+# The main job: the blue-green game days (runbook scenarios 3, 5, 6) on the lab.
+# The journal's last line names the report (reports/<UTC time>-gameday-bluegreen/report.md).
 gameday: venv collection-link lab-up
-	$(VENV)/bin/ansible-playbook -i inventories/lab playbooks/gameday-bluegreen.yml
+	@set -o pipefail; $(VENV)/bin/ansible-playbook -i inventories/lab playbooks/gameday-bluegreen.yml \
+	  | tee .lab/logs/gameday-bluegreen.log; rc=$$?; \
+	  echo; echo "results: $$(grep -o 'reports/[^ ]*report.md' .lab/logs/gameday-bluegreen.log | tail -1)"; exit $$rc
+
+gameday-canary: venv collection-link lab-up
+	$(VENV)/bin/ansible-playbook -i inventories/lab playbooks/gameday-canary.yml
+
+# Benchmarks run separately from the tests (they need the lab up).
+bench: venv collection-link
+	$(PY) bench/bench_proxy_latency.py --lab --duration 30
+	$(PY) bench/bench_traffic_split.py
 
 clean: lab-down
 	rm -rf .lab .collections

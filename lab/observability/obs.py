@@ -199,6 +199,16 @@ def rules(cfg: dict, dp: dict) -> dict:
             "VeritasMetricsOutage", f'up{{job="{PROXY_JOB}"}} == 0', fr["metrics_outage"], "warning",
             "the proxy's metrics cannot be scraped", reason="proxy_down",
         ),
+        # A runtime pod scraped within the last minute that is gone now (killed, crashed, evicted):
+        # the health-check alert of the runbook's scenario 1. One alert per variant that lost a pod.
+        alert(
+            "VeritasCanaryInstanceLost",
+            f'count by (namespace, variant) (max_over_time(up{{{job},variant="canary"}}[1m])'
+            f' unless on (pod) up{{{job},variant="canary"}}) > 0',
+            fr["instance_lost"], "warning",
+            "{{ $value }} canary runtime pod(s) in {{ $labels.namespace }} disappeared in the last minute",
+            reason="instance_lost",
+        ),
         alert(
             "VeritasGPUUnavailable", f'{rt["gpu_metric"]}{{{job}}} == 0', fr["gpu_unavailable"], "critical",
             "GPU unavailable on pod {{ $labels.pod }} ({{ $labels.variant }})",

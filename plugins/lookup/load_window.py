@@ -6,7 +6,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 name: load_window
-author: veritas.chaos contributors
+author: veritas.chaos contributors (@veritas-chaos)
 short_description: Statistics of recorded load responses within a time window
 version_added: 1.0.0
 description:

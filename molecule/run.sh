@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Runs every game-day molecule scenario in sequence on the running lab (make lab-up first):
+# each game day, then its negative run. One line per scenario with its result and wall time;
+# exits non-zero when any scenario failed.
+#   molecule/run.sh                      # all of them
+#   molecule/run.sh metrics_outage ...   # some of them
+# Logs: reports/molecule/logs/<scenario>.log
+set -uo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO" || exit 2
+export ANSIBLE_CONFIG="$REPO/ansible.cfg"
+export ANSIBLE_COLLECTIONS_PATH="$REPO/.collections"
+export PATH="$REPO/.venv/bin:$PATH"
+
+SCENARIOS=(
+  canary_pod_termination canary_pod_termination_negative
+  canary_error_rate canary_error_rate_negative
+  metrics_outage metrics_outage_negative
+  bluegreen_unhealthy_target bluegreen_unhealthy_target_negative
+  kv_cache_corruption kv_cache_corruption_negative
+  gpu_unavailable gpu_unavailable_negative
+)
+if [ "$#" -gt 0 ]; then SCENARIOS=("$@"); fi
+
+if [ ! -e .collections/ansible_collections/veritas/chaos ]; then
+  make -s collection-link || exit 2
+fi
+LOGS="$REPO/reports/molecule/logs"
+mkdir -p "$LOGS"
+
+failed=0
+total_start=$(date +%s%N)
+for s in "${SCENARIOS[@]}"; do
+  start=$(date +%s%N)
+  if "$REPO/.venv/bin/molecule" test -s "$s" >"$LOGS/$s.log" 2>&1; then
+    result=PASS
+  else
+    result=FAIL
+    failed=$((failed + 1))
+  fi
+  ms=$((($(date +%s%N) - start) / 1000000))
+  line=$(printf '%-40s %-4s %4d.%01d s   %s' "$s" "$result" $((ms / 1000)) $((ms % 1000 / 100)) "reports/molecule/logs/$s.log")
+  echo "$line"
+done
+total=$((($(date +%s%N) - total_start) / 1000000000))
+echo
+printf 'molecule: %d scenario(s), %d failed, %d s in total\n' "${#SCENARIOS[@]}" "$failed" "$total"
+[ "$failed" -eq 0 ]

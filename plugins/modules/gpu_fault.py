@@ -1,0 +1,750 @@
+# Copyright: (c) 2026, Veritas SPARK team
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: gpu_fault
+short_description: Inject or remove a GPU fault (runtime flag, node taint, cordon, capacity or DCGM)
+version_added: 1.0.0
+description:
+  - Makes GPUs unavailable to the Veritas runtime in one of five ways (O(method)), and undoes it.
+  - V(runtime_flag) runs the runtime CLI in the target pods, C(cli fault set gpu-unavailable [--cpu-fallback]),
+    and C(cli fault clear gpu-unavailable) to remove it (runbook scenario 6, "driver fault").
+  - V(taint) puts a V(NoSchedule) or V(NoExecute) taint on the selected nodes.
+  - V(cordon) marks the selected nodes unschedulable.
+  - V(capacity) sets the node status capacity and allocatable of O(resource) (default C(nvidia.com/gpu)) to 0
+    through the C(status) subresource, as a failed device plugin would.
+  - V(dcgm) runs C(dcgmi test --inject) in pods on real GPU nodes (for example the DCGM exporter's pods).
+    It needs real NVIDIA DCGM (C(dcgmi) and a running C(nv-hostengine)) in those pods; the module checks
+    with C(dcgmi discovery -l) first and fails with reason C(dcgm_unavailable) when it is missing.
+  - O(state=present) first records the original values on the object itself, in the annotation
+    C(chaos.veritas.io/gpu-fault-original) (JSON, one entry per method), then changes it.
+    O(state=absent) restores exactly those values and removes the entry, so it needs no memory of
+    the earlier run. Several methods can be stacked on the same node and are undone one by one.
+author:
+  - Veritas SPARK team (@veritas-spark)
+options:
+  state:
+    description:
+      - V(present) injects the fault, V(absent) restores what V(present) changed.
+    type: str
+    choices: [present, absent]
+    default: present
+  method:
+    description:
+      - How the fault is injected.
+    type: str
+    choices: [runtime_flag, taint, cordon, capacity, dcgm]
+    required: true
+  nodes:
+    description:
+      - Names of the nodes to act on (V(taint), V(cordon), V(capacity)), or to restrict the pods to
+        (V(runtime_flag), V(dcgm)). Combined with O(node_selector) as a union.
+    type: list
+    elements: str
+  node_selector:
+    description:
+      - A label selector for nodes, for example C(nvidia.com/gpu.present=true).
+    type: str
+  namespace:
+    description:
+      - Namespace of the target pods (V(runtime_flag), V(dcgm)); required for those methods.
+    type: str
+  pods:
+    description:
+      - Names of the target pods (V(runtime_flag), V(dcgm)). Combined with O(label_selector) as a union.
+    type: list
+    elements: str
+  label_selector:
+    description:
+      - A label selector for the target pods (V(runtime_flag), V(dcgm)), for example C(app=veritas,deployment=green).
+    type: str
+  container:
+    description:
+      - Container to exec in; default the pod's first container.
+    type: str
+  cli_path:
+    description:
+      - The runtime CLI inside the pod, as the runbook runs it (C(./cli)). Split on spaces.
+    type: str
+    default: ./cli
+  cpu_fallback:
+    description:
+      - With V(runtime_flag), pass C(--cpu-fallback) so that the runtime serves from CPU instead of failing.
+    type: bool
+    default: false
+  exec_timeout:
+    description:
+      - Seconds to wait for each command run in a pod.
+    type: int
+    default: 30
+  taint_key:
+    description:
+      - Key of the taint (V(taint)).
+    type: str
+    default: chaos.veritas.io/gpu-fault
+  taint_value:
+    description:
+      - Value of the taint (V(taint)).
+    type: str
+    default: gpu-unavailable
+  taint_effect:
+    description:
+      - Effect of the taint (V(taint)). V(NoExecute) also evicts running pods that do not tolerate it.
+    type: str
+    choices: [NoSchedule, NoExecute]
+    default: NoSchedule
+  resource:
+    description:
+      - The extended resource whose capacity and allocatable V(capacity) sets to 0.
+    type: str
+    default: nvidia.com/gpu
+  dcgmi_path:
+    description:
+      - The C(dcgmi) binary inside the pod (V(dcgm)).
+    type: str
+    default: dcgmi
+  dcgm_gpu_ids:
+    description:
+      - GPU ids to inject into (V(dcgm)).
+    type: list
+    elements: int
+    default: [0]
+  dcgm_field_id:
+    description:
+      - DCGM field id to inject (V(dcgm)); default 230, C(DCGM_FI_DEV_XID_ERRORS).
+    type: int
+    default: 230
+  dcgm_value:
+    description:
+      - Value to inject (V(dcgm)); default 79, XID 79 "GPU has fallen off the bus".
+    type: str
+    default: "79"
+  dcgm_clear_value:
+    description:
+      - Value injected by O(state=absent) to clear the fault (V(dcgm)); recorded with the injection.
+    type: str
+    default: "0"
+extends_documentation_fragment:
+  - veritas.chaos.auth
+  - veritas.chaos.auth.guard
+  - veritas.chaos.attributes
+  - veritas.chaos.attributes.actiongroup_k8s
+attributes:
+  check_mode:
+    support: full
+    details:
+      - Node and pod patches are sent as a server-side dry run (C(dryRun=All)).
+      - Commands in pods are not run in check mode, except the read-only C(cli fault list) (V(runtime_flag))
+        and C(dcgmi discovery -l) (V(dcgm)) that tell whether a change is needed.
+  diff_mode:
+    support: full
+    details: For every target, the fields the method changes (taints, unschedulable, capacity and
+      allocatable, the runtime flag) and the recorded originals, before and after.
+  idempotent:
+    support: full
+    details:
+      - For V(dcgm) the record on the pod stands for the injection, as DCGM has no cheap read-back of an
+        injected value.
+notes:
+  - The production guard refuses a namespace, and nodes, labelled O(production_label)=O(production_value)
+    unless O(allow_production=true).
+  - O(state=absent) without a record changes nothing for V(cordon), V(capacity) and V(dcgm); for V(taint)
+    it removes a taint with exactly the module's key, value and effect; for V(runtime_flag) it clears
+    the C(gpu-unavailable) fault, since that flag is the fault itself.
+  - On a real node the kubelet rewrites C(status.capacity) and C(status.allocatable) from its device plugins at its
+    next node status update, so a V(capacity) fault lasts only until then unless the device plugin is stopped as well;
+    run the task again (it re-applies and keeps the first recorded original) to hold it.
+  - On kwok's simulated nodes (annotation C(kwok.x-k8s.io/node=fake)) the V(capacity) patch sticks, as kwok's node
+    stages copy capacity and allocatable from the node itself and its heartbeat only rewrites conditions and addresses.
+seealso:
+  - module: veritas.chaos.pod_chaos
+  - name: DCGM error injection
+    description: NVIDIA's guide to C(dcgmi test --inject).
+    link: https://docs.nvidia.com/datacenter/dcgm/latest/user-guide/dcgm-error-injection.html
+"""
+
+EXAMPLES = r"""
+- name: GPU driver fault in the green runtime pods, serving from CPU
+  veritas.chaos.gpu_fault:
+    method: runtime_flag
+    namespace: veritas
+    label_selector: app=veritas,deployment=green
+    cpu_fallback: true
+
+- name: Keep new GPU workloads off the GPU nodes
+  veritas.chaos.gpu_fault:
+    method: taint
+    node_selector: nvidia.com/gpu.present=true
+    taint_effect: NoSchedule
+
+- name: The device plugin reports no GPUs on lab-gpu-1
+  veritas.chaos.gpu_fault:
+    method: capacity
+    nodes: [lab-gpu-1]
+
+- name: XID 79 on GPU 0 of a real node, through the DCGM exporter pod running there
+  veritas.chaos.gpu_fault:
+    method: dcgm
+    namespace: gpu-operator
+    label_selector: app=nvidia-dcgm-exporter
+    nodes: [gpu-node-17]
+    dcgm_gpu_ids: [0]
+
+- name: Restore everything the capacity fault changed
+  veritas.chaos.gpu_fault:
+    method: capacity
+    nodes: [lab-gpu-1]
+    state: absent
+"""
+
+RETURN = r"""
+method:
+  description: The method used.
+  returned: always
+  type: str
+  sample: taint
+state:
+  description: The state requested.
+  returned: always
+  type: str
+  sample: present
+targets:
+  description: One entry per node or pod acted on.
+  returned: success
+  type: list
+  elements: dict
+  contains:
+    kind:
+      description: V(Node) or V(Pod).
+      type: str
+      sample: Node
+    name:
+      description: Name of the object.
+      type: str
+      sample: lab-gpu-1
+    namespace:
+      description: Namespace of a pod; null for a node.
+      type: str
+      sample: veritas
+    changed:
+      description: Whether this target changed (or would, in check mode).
+      type: bool
+      sample: true
+    before:
+      description: The fields the method handles, before.
+      type: dict
+      sample: {"unschedulable": false, "capacity": "8", "allocatable": "8", "taints": [], "record": {}}
+    after:
+      description: The same fields after (in check mode, as the dry run or the plan says).
+      type: dict
+      sample: {"unschedulable": false, "capacity": "0", "allocatable": "0", "taints": [], "record": {"capacity": {}}}
+    commands:
+      description: Commands run in the pod that changed something (V(runtime_flag), V(dcgm)), with rc and output.
+      type: list
+      elements: dict
+      returned: for pod methods
+      sample: [{"command": ["./cli", "fault", "set", "gpu-unavailable", "--json"], "rc": 0, "stdout": "{}", "stderr": ""}]
+"""
+
+import shlex
+from typing import Any
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.veritas.chaos.plugins.module_utils._args import (
+    AUTH_ARG_SPEC,
+    GUARD_ARG_SPEC,
+    build_argument_spec,
+)
+from ansible_collections.veritas.chaos.plugins.module_utils._client import (
+    HAS_KUBERNETES,
+    KUBERNETES_IMPORT_ERROR,
+    KubeClient,
+    get_client,
+    resource_path,
+)
+from ansible_collections.veritas.chaos.plugins.module_utils._errors import ChaosError
+from ansible_collections.veritas.chaos.plugins.module_utils._exec import exec_in_pod
+from ansible_collections.veritas.chaos.plugins.module_utils._guard import (
+    guard_namespace,
+    is_production,
+)
+from ansible_collections.veritas.chaos.plugins.module_utils._nodes import (
+    GPU_FAULT_NAME,
+    METHODS,
+    NODE_METHODS,
+    dcgm_inject_command,
+    node_view,
+    parse_fault_list,
+    plan_dcgm,
+    plan_node,
+    plan_runtime_flag,
+    pod_annotation_patch,
+    read_record,
+    runtime_clear_command,
+    runtime_list_command,
+    runtime_set_command,
+)
+
+STATES = ("present", "absent")
+
+
+def validate(params: dict[str, Any]) -> None:
+    """Bad input fails before the API is touched, naming the field and the allowed values."""
+    if params["method"] not in METHODS:
+        raise ChaosError(
+            "method must be one of {}, got {!r}.".format(
+                ", ".join(METHODS), params["method"]
+            ),
+            reason="invalid_input",
+            field="method",
+        )
+    if params["state"] not in STATES:
+        raise ChaosError(
+            "state must be one of {}, got {!r}.".format(
+                ", ".join(STATES), params["state"]
+            ),
+            reason="invalid_input",
+            field="state",
+        )
+    if params["method"] in NODE_METHODS:
+        if not params["nodes"] and not params["node_selector"]:
+            raise ChaosError(
+                f"method {params['method']} needs nodes or node_selector.",
+                reason="invalid_input",
+                field="nodes, node_selector",
+            )
+    else:
+        if not params["namespace"]:
+            raise ChaosError(
+                f"method {params['method']} needs namespace (of the target pods).",
+                reason="invalid_input",
+                field="namespace",
+            )
+        if not params["pods"] and not params["label_selector"]:
+            raise ChaosError(
+                f"method {params['method']} needs pods or label_selector.",
+                reason="invalid_input",
+                field="pods, label_selector",
+            )
+    if params["exec_timeout"] < 1:
+        raise ChaosError(
+            f"exec_timeout must be an integer of at least 1, got {params['exec_timeout']}.",
+            reason="invalid_input",
+            field="exec_timeout",
+        )
+    if params["method"] == "runtime_flag" and not shlex.split(params["cli_path"] or ""):
+        raise ChaosError(
+            "cli_path must name the runtime CLI, for example ./cli.",
+            reason="invalid_input",
+            field="cli_path",
+        )
+    if params["method"] == "dcgm" and not params["dcgm_gpu_ids"]:
+        raise ChaosError(
+            "dcgm_gpu_ids must list at least one GPU id.",
+            reason="invalid_input",
+            field="dcgm_gpu_ids",
+        )
+
+
+def select_nodes(client: KubeClient, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """The nodes named or selected, each once; a named node that does not exist is an error."""
+    found: dict[str, dict[str, Any]] = {}
+    for name in params["nodes"] or []:
+        node = client.get(resource_path("v1", "nodes", name=name), missing_ok=True)
+        if node is None:
+            raise ChaosError(
+                f"Node {name} not found.", reason="not_found", field="nodes", node=name
+            )
+        found[name] = node
+    if params["node_selector"]:
+        for node in client.list(
+            resource_path("v1", "nodes"), label_selector=params["node_selector"]
+        ):
+            found.setdefault(node["metadata"]["name"], node)
+    if not found:
+        raise ChaosError(
+            f"No node matches node_selector {params['node_selector']!r}.",
+            reason="not_found",
+            field="node_selector",
+        )
+    for name, node in found.items():
+        labels = (node.get("metadata") or {}).get("labels")
+        if not params["allow_production"] and is_production(
+            labels, params["production_label"], params["production_value"]
+        ):
+            raise ChaosError(
+                f"Node {name} is labelled {params['production_label']}="
+                f"{params['production_value']} (production); refusing to act on it. "
+                "Set allow_production=true to run there on purpose.",
+                reason="production_refused",
+                node=name,
+            )
+    return [found[name] for name in sorted(found)]
+
+
+def select_pods(client: KubeClient, params: dict[str, Any]) -> list[dict[str, Any]]:
+    namespace = params["namespace"]
+    found: dict[str, dict[str, Any]] = {}
+    for name in params["pods"] or []:
+        pod = client.get(resource_path("v1", "pods", namespace, name), missing_ok=True)
+        if pod is None:
+            raise ChaosError(
+                f"Pod {name} not found in namespace {namespace}.",
+                reason="not_found",
+                field="pods",
+                pod=name,
+            )
+        found[name] = pod
+    if params["label_selector"]:
+        for pod in client.list(
+            resource_path("v1", "pods", namespace),
+            label_selector=params["label_selector"],
+        ):
+            found.setdefault(pod["metadata"]["name"], pod)
+    pods = [
+        p
+        for p in found.values()
+        if not (p.get("metadata") or {}).get("deletionTimestamp")
+        and (p.get("status") or {}).get("phase") == "Running"
+    ]
+    if params["nodes"] or params["node_selector"]:
+        wanted = {n["metadata"]["name"] for n in select_nodes(client, params)}
+        pods = [p for p in pods if (p.get("spec") or {}).get("nodeName") in wanted]
+    if not pods:
+        raise ChaosError(
+            f"No running pod matches pods={params['pods']!r} label_selector="
+            f"{params['label_selector']!r} in namespace {namespace}"
+            + (
+                " on the selected nodes."
+                if params["nodes"] or params["node_selector"]
+                else "."
+            ),
+            reason="not_found",
+            field="pods, label_selector",
+        )
+    return sorted(pods, key=lambda p: p["metadata"]["name"])
+
+
+def apply_node(
+    client: KubeClient, node: dict[str, Any], params: dict[str, Any], check_mode: bool
+) -> dict[str, Any]:
+    name = node["metadata"]["name"]
+    path = resource_path("v1", "nodes", name=name)
+    plan = plan_node(
+        node,
+        params["method"],
+        params["state"],
+        taint_key=params["taint_key"],
+        taint_value=params["taint_value"],
+        taint_effect=params["taint_effect"],
+        resource=params["resource"],
+    )
+    present = params["state"] == "present"
+    # present: record first, then the status change; absent: status first, then drop the record.
+    steps: list[tuple[str, dict[str, Any] | None]] = (
+        [("main", plan["main"]), ("status", plan["status"])]
+        if present
+        else [("status", plan["status"]), ("main", plan["main"])]
+    )
+    responses: dict[str, dict[str, Any]] = {}
+    for kind, patch in steps:
+        if patch is not None:
+            target = path + "/status" if kind == "status" else path
+            responses[kind] = client.patch(target, patch, dry_run=check_mode)
+    if not responses:
+        after = node
+    elif not check_mode:
+        after = (
+            responses[steps[-1][0]]
+            if steps[-1][0] in responses
+            else responses[steps[0][0]]
+        )
+    else:
+        # Each dry run sees the stored object, so compose them: spec and metadata from the
+        # main patch, status from the status patch.
+        after = dict(responses.get("main") or node)
+        if "status" in responses:
+            after["status"] = responses["status"].get("status")
+    before_view = node_view(node, params["resource"])
+    after_view = node_view(after, params["resource"])
+    return {
+        "kind": "Node",
+        "name": name,
+        "namespace": None,
+        "changed": before_view != after_view,
+        "before": before_view,
+        "after": after_view,
+    }
+
+
+def _run(
+    client: KubeClient,
+    pod: dict[str, Any],
+    command: list[str],
+    params: dict[str, Any],
+) -> dict[str, Any]:
+    result = exec_in_pod(
+        client,
+        pod["metadata"]["namespace"],
+        pod["metadata"]["name"],
+        command,
+        container=params["container"],
+        timeout=params["exec_timeout"],
+    ).as_dict()
+    result["command"] = command
+    return result
+
+
+def _check_rc(result: dict[str, Any], what: str, reason: str = "exec_failed") -> None:
+    if result["rc"] != 0:
+        raise ChaosError(
+            "{} failed in pod {} (rc={}): {}".format(
+                what,
+                result["pod"],
+                result["rc"],
+                (result["stderr"] or result["stdout"]).strip()[:500],
+            ),
+            reason=reason,
+            pod=result["pod"],
+            rc=result["rc"],
+            stdout=result["stdout"],
+            stderr=result["stderr"],
+        )
+
+
+def _patch_pod_record(
+    client: KubeClient,
+    pod: dict[str, Any],
+    record: dict[str, Any],
+    old: dict[str, Any],
+    check_mode: bool,
+) -> bool:
+    patch = pod_annotation_patch(record, old)
+    if patch is None:
+        return False
+    path = resource_path(
+        "v1", "pods", pod["metadata"]["namespace"], pod["metadata"]["name"]
+    )
+    client.patch(path, patch, dry_run=check_mode)
+    return True
+
+
+def apply_runtime_flag(
+    client: KubeClient, pod: dict[str, Any], params: dict[str, Any], check_mode: bool
+) -> dict[str, Any]:
+    cli = shlex.split(params["cli_path"])
+    listed = _run(client, pod, runtime_list_command(cli), params)
+    _check_rc(listed, "`cli fault list`")
+    current = parse_fault_list(listed["stdout"]).get(GPU_FAULT_NAME)
+    record = read_record(pod)
+    plan = plan_runtime_flag(current, record, params["state"], params["cpu_fallback"])
+    commands: list[dict[str, Any]] = []
+    present = params["state"] == "present"
+    if present:
+        _patch_pod_record(client, pod, plan["record"], record, check_mode)
+    predicted: dict[str, Any] | None = current
+    if plan["action"] and not check_mode:
+        command = (
+            runtime_set_command(cli, plan["cpu_fallback"])
+            if plan["action"] == "set"
+            else runtime_clear_command(cli)
+        )
+        result = _run(client, pod, command, params)
+        commands.append(result)
+        _check_rc(result, f"`cli fault {plan['action']} {GPU_FAULT_NAME}`")
+        # No silent success: read the flag back.
+        confirm = _run(client, pod, runtime_list_command(cli), params)
+        _check_rc(confirm, "`cli fault list`")
+        predicted = parse_fault_list(confirm["stdout"]).get(GPU_FAULT_NAME)
+        took_effect = (predicted is not None) == (plan["action"] == "set")
+        if not took_effect:
+            raise ChaosError(
+                f"`cli fault {plan['action']} {GPU_FAULT_NAME}` in pod "
+                f"{pod['metadata']['name']} did not take effect (fault list: {predicted!r}).",
+                reason="not_confirmed",
+                pod=pod["metadata"]["name"],
+            )
+    elif plan["action"] == "set":
+        predicted = {"cpu_fallback": True} if plan["cpu_fallback"] else {}
+    elif plan["action"] == "clear":
+        predicted = None
+    if not present:
+        _patch_pod_record(client, pod, plan["record"], record, check_mode)
+    before = {"name": pod["metadata"]["name"], "flag": current, "record": record}
+    after = {
+        "name": pod["metadata"]["name"],
+        "flag": predicted,
+        "record": plan["record"],
+    }
+    return {
+        "kind": "Pod",
+        "name": pod["metadata"]["name"],
+        "namespace": pod["metadata"]["namespace"],
+        "changed": before != after,
+        "before": before,
+        "after": after,
+        "commands": commands,
+    }
+
+
+def dcgm_unavailable(result: dict[str, Any], dcgmi: str) -> ChaosError:
+    output = (result["stderr"] or result["stdout"]).strip()[:300]
+    if result["rc"] == -1 and not output:
+        # the exec error channel carried no exit code: the command could not start
+        output = "the command could not be started (not installed in the container?)"
+    return ChaosError(
+        f"{dcgmi} is not usable in pod {result['pod']} (rc={result['rc']}: "
+        f"{output or 'no output'}). The dcgm method needs real NVIDIA DCGM: the dcgmi tool "
+        "and a running nv-hostengine on a GPU node. On simulated nodes use method "
+        "runtime_flag, taint, cordon or capacity.",
+        reason="dcgm_unavailable",
+        pod=result["pod"],
+    )
+
+
+def apply_dcgm(
+    client: KubeClient, pod: dict[str, Any], params: dict[str, Any], check_mode: bool
+) -> dict[str, Any]:
+    dcgmi = params["dcgmi_path"]
+    record = read_record(pod)
+    plan = plan_dcgm(
+        record,
+        params["state"],
+        params["dcgm_gpu_ids"],
+        params["dcgm_field_id"],
+        params["dcgm_value"],
+        params["dcgm_clear_value"],
+    )
+    commands: list[dict[str, Any]] = []
+    if plan["injections"]:
+        try:
+            probe = _run(client, pod, [dcgmi, "discovery", "-l"], params)
+        except ChaosError as exc:
+            if exc.reason != "exec_failed":
+                raise
+            probe = {
+                "pod": pod["metadata"]["name"],
+                "rc": -1,
+                "stdout": "",
+                "stderr": exc.msg,
+            }
+        if probe["rc"] != 0:
+            raise dcgm_unavailable(probe, dcgmi)
+        present = params["state"] == "present"
+        if present:
+            _patch_pod_record(client, pod, plan["record"], record, check_mode)
+        if not check_mode:
+            for gpu_id, field_id, value in plan["injections"]:
+                result = _run(
+                    client,
+                    pod,
+                    dcgm_inject_command(dcgmi, gpu_id, field_id, value),
+                    params,
+                )
+                commands.append(result)
+                _check_rc(result, "`dcgmi test --inject`")
+        if not present:
+            _patch_pod_record(client, pod, plan["record"], record, check_mode)
+    else:
+        _patch_pod_record(client, pod, plan["record"], record, check_mode)
+    before = {"name": pod["metadata"]["name"], "record": record}
+    after = {"name": pod["metadata"]["name"], "record": plan["record"]}
+    return {
+        "kind": "Pod",
+        "name": pod["metadata"]["name"],
+        "namespace": pod["metadata"]["namespace"],
+        "changed": before != after,
+        "before": before,
+        "after": after,
+        "commands": commands,
+    }
+
+
+def gpu_fault(
+    client: KubeClient, params: dict[str, Any], check_mode: bool, want_diff: bool
+) -> dict[str, Any]:
+    validate(params)
+    method = params["method"]
+    targets: list[dict[str, Any]] = []
+    if method in NODE_METHODS:
+        for node in select_nodes(client, params):
+            targets.append(apply_node(client, node, params, check_mode))
+    else:
+        guard_namespace(client, params["namespace"], params)
+        apply = apply_runtime_flag if method == "runtime_flag" else apply_dcgm
+        for pod in select_pods(client, params):
+            targets.append(apply(client, pod, params, check_mode))
+    result: dict[str, Any] = {
+        "changed": any(t["changed"] for t in targets),
+        "method": method,
+        "state": params["state"],
+        "targets": targets,
+    }
+    if want_diff:
+        result["diff"] = {
+            "before": {t["name"]: t["before"] for t in targets},
+            "after": {t["name"]: t["after"] for t in targets},
+        }
+    return result
+
+
+def argument_spec() -> dict[str, dict[str, Any]]:
+    return build_argument_spec(
+        AUTH_ARG_SPEC,
+        GUARD_ARG_SPEC,
+        state={"type": "str", "choices": list(STATES), "default": "present"},
+        method={"type": "str", "choices": list(METHODS), "required": True},
+        nodes={"type": "list", "elements": "str"},
+        node_selector={"type": "str"},
+        namespace={"type": "str"},
+        pods={"type": "list", "elements": "str"},
+        label_selector={"type": "str"},
+        container={"type": "str"},
+        cli_path={"type": "str", "default": "./cli"},
+        cpu_fallback={"type": "bool", "default": False},
+        exec_timeout={"type": "int", "default": 30},
+        taint_key={
+            "type": "str",
+            "default": "chaos.veritas.io/gpu-fault",
+            "no_log": False,
+        },
+        taint_value={"type": "str", "default": "gpu-unavailable"},
+        taint_effect={
+            "type": "str",
+            "choices": ["NoSchedule", "NoExecute"],
+            "default": "NoSchedule",
+        },
+        resource={"type": "str", "default": "nvidia.com/gpu"},
+        dcgmi_path={"type": "str", "default": "dcgmi"},
+        dcgm_gpu_ids={"type": "list", "elements": "int", "default": [0]},
+        dcgm_field_id={"type": "int", "default": 230},
+        dcgm_value={"type": "str", "default": "79"},
+        dcgm_clear_value={"type": "str", "default": "0"},
+    )
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=argument_spec(),
+        supports_check_mode=True,
+    )
+    if not HAS_KUBERNETES:
+        module.fail_json(
+            msg=missing_required_lib("kubernetes"),
+            exception=KUBERNETES_IMPORT_ERROR,
+            reason="missing_library",
+        )
+    try:
+        validate(module.params)
+        result = gpu_fault(
+            get_client(module.params), module.params, module.check_mode, module._diff
+        )
+    except ChaosError as exc:
+        module.fail_json(**exc.to_fail_kwargs())
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1251 @@
+# Copyright: (c) 2026, Veritas SPARK team
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: runtime_fault
+short_description: Inject or remove a runtime fault (error rate, latency, KV-cache corruption, metrics outage, resource exhaustion)
+version_added: 1.0.0
+description:
+  - Sets (O(state=present)) or removes (O(state=absent)) one fault in the runtime pods that match O(label_selector),
+    and confirms that it took effect before reporting success.
+  - The module reads the current fault state first, so the same call twice changes nothing the second time,
+    and O(state=absent) removes exactly the named fault (other faults stay as they are).
+  - "O(method=runtime_cli): runs the runtime CLI in each pod (C(cli fault set|clear|list)), then reads
+    C(cli fault list) back from every targeted pod until each shows the fault with the requested parameters."
+  - "O(method=network_policy) (O(fault=metrics_outage) only): a NetworkPolicy that stops the Prometheus namespace
+    (or its pods) from reaching O(metrics_port) of the selected pods while all other traffic keeps flowing.
+    The API confirms that the policy exists; whether the cluster's network plugin enforces it is not visible
+    through the API, so use O(confirm_with=prometheus) to confirm that scrapes really fail.
+    The local lab has no network plugin that enforces NetworkPolicy: there, use O(method=runtime_cli)
+    (the runtime's C(metrics-off) switch) to produce a real metrics outage."
+  - "O(method=envoy_runtime) (O(fault=error_rate) or O(fault=latency)): a runtime override of Envoy's HTTP fault
+    filter through the admin API (C(POST /runtime_modify)), reached by exec in the Envoy container (which must have
+    C(curl)), read back from C(GET /runtime). Needs the fault filter in the listener's filter chain with an abort
+    and a delay block (for example at 0%); the runtime keys override their percentages and values.
+    Not exercised by the lab, which runs no Envoy."
+  - With O(confirm_with=prometheus) the module also waits until a Prometheus query meets a condition
+    (for example the error ratio above 0.1) and returns how long that took.
+  - With O(duration) the fault is held that many seconds and then removed again (what this call set is cleared,
+    what it updated gets its previous parameters back).
+author:
+  - Veritas SPARK team (@veritas-spark)
+options:
+  namespace:
+    description:
+      - Namespace of the runtime pods.
+    type: str
+    required: true
+  label_selector:
+    description:
+      - Label selector of the runtime pods, as for C(kubectl -l), for example C(app=veritas,variant=canary).
+      - Only running pods that are not terminating are targeted.
+    type: str
+    required: true
+  fault:
+    description:
+      - The fault.
+      - C(error_rate) fails O(percent) of the requests with O(status_code).
+      - C(latency) adds O(latency_ms) (plus up to O(jitter_ms)) to every request.
+      - C(kv_cache_corruption) corrupts O(percent) of the KV-cache entries (and O(write_percent) of new ones).
+      - C(metrics_outage) makes the pods' metrics unavailable to Prometheus.
+      - C(resource_exhaustion) exhausts the O(resource) (memory or disk) of the pods.
+    type: str
+    required: true
+    choices: [error_rate, latency, kv_cache_corruption, metrics_outage, resource_exhaustion]
+  state:
+    description:
+      - V(present) sets the fault, V(absent) removes it.
+    type: str
+    choices: [present, absent]
+    default: present
+  method:
+    description:
+      - How the fault is injected; see the description.
+      - V(runtime_cli) supports every fault, V(network_policy) only C(metrics_outage),
+        V(envoy_runtime) C(error_rate) and C(latency).
+    type: str
+    choices: [runtime_cli, network_policy, envoy_runtime]
+    default: runtime_cli
+  percent:
+    description:
+      - For C(error_rate) (required), the percentage of requests that fail, above 0 to 100
+        (a whole number with V(envoy_runtime)).
+      - For C(kv_cache_corruption), the percentage of the cached entries corrupted (default 100).
+    type: float
+  status_code:
+    description:
+      - For C(error_rate), the HTTP status of the failed requests, 100 to 599. Defaults to 500.
+    type: int
+  latency_ms:
+    description:
+      - For C(latency) (required), the milliseconds added to each request.
+    type: float
+  jitter_ms:
+    description:
+      - For C(latency) with V(runtime_cli), up to this many more milliseconds, at random.
+    type: float
+  write_percent:
+    description:
+      - For C(kv_cache_corruption), the percentage of newly cached entries written corrupt (default 0).
+    type: float
+  metrics_mode:
+    description:
+      - For C(metrics_outage) with V(runtime_cli), how C(/metrics) fails, V(503) (an error) or V(empty) (no samples).
+        Defaults to V(503).
+    type: str
+    choices: ['503', empty]
+  resource:
+    description:
+      - For C(resource_exhaustion) (required, also with O(state=absent)), which resource is exhausted.
+    type: str
+    choices: [memory, disk]
+  pod_count:
+    description:
+      - Target only this many of the matching pods (at least 1). Mutually exclusive with O(pod_percent).
+      - Pods that already carry the fault are chosen first, so the same call again targets the same pods.
+      - All matching pods when neither O(pod_count) nor O(pod_percent) is set. Ignored with O(state=absent),
+        which removes the fault from every matching pod that carries it.
+    type: int
+  pod_percent:
+    description:
+      - Target this percentage of the matching pods, 1 to 100, rounded up. Mutually exclusive with O(pod_count).
+    type: int
+  max_count:
+    description:
+      - Blast-radius cap, the most pods one call may inject into; the call is refused, changing nothing, above it.
+    type: int
+  max_percent:
+    description:
+      - Blast-radius cap, the largest share of the matching pods one call may inject into, 1 to 100.
+    type: int
+  seed:
+    description:
+      - Seed of the random choice of pods with O(pod_count) or O(pod_percent), for a repeatable selection.
+    type: int
+  container:
+    description:
+      - Container to exec in, the runtime's with V(runtime_cli) and the Envoy sidecar's with V(envoy_runtime).
+        The pod's default container when not set.
+    type: str
+  cli_path:
+    description:
+      - The runtime CLI in the container, as the runbook runs it; split like a shell would
+        (for example V(python3 /app/cli.py)).
+    type: str
+    default: ./cli
+  exec_timeout:
+    description:
+      - Seconds one command in a pod may take.
+    type: int
+    default: 30
+  confirm_timeout:
+    description:
+      - Seconds to wait until every targeted pod reads back the requested state (or the NetworkPolicy does).
+    type: int
+    default: 30
+  confirm_with:
+    description:
+      - V(readback) confirms from the targets themselves (C(cli fault list), Envoy's C(/runtime), the NetworkPolicy).
+      - V(prometheus) also waits until O(prometheus.query) meets O(prometheus.condition).
+    type: str
+    choices: [readback, prometheus]
+    default: readback
+  prometheus:
+    description:
+      - The metric check of O(confirm_with=prometheus).
+    type: dict
+    suboptions:
+      url:
+        description:
+          - Base URL of Prometheus, for example V(http://prometheus.monitoring:9090).
+        type: str
+        required: true
+      query:
+        description:
+          - PromQL instant query, for example the canary's error ratio. Every returned sample must meet the condition.
+        type: str
+        required: true
+      condition:
+        description:
+          - V(above) or V(below) O(prometheus.threshold) (an empty result never meets these), or V(no_data)
+            (the query returns nothing, as when a pod's metrics are gone).
+        type: str
+        choices: [above, below, no_data]
+        default: above
+      threshold:
+        description:
+          - The bound of V(above) and V(below).
+        type: float
+      timeout:
+        description:
+          - Seconds to wait for the condition.
+        type: float
+        default: 120
+      interval:
+        description:
+          - Seconds between two queries.
+        type: float
+        default: 2
+      validate_certs:
+        description:
+          - Verify the TLS certificate of Prometheus.
+        type: bool
+        default: true
+      bearer_token:
+        description:
+          - Bearer token for Prometheus.
+        type: str
+  duration:
+    description:
+      - With O(state=present), hold the fault this many seconds after it is confirmed, then remove what this call
+        changed and confirm the removal. Every such call reports a change.
+    type: int
+  policy_name:
+    description:
+      - Name of the NetworkPolicy of V(network_policy).
+    type: str
+    default: veritas-chaos-metrics-outage
+  metrics_port:
+    description:
+      - With V(network_policy), the numeric port the pods serve C(/metrics) on (required with O(state=present)).
+    type: int
+  prometheus_namespace:
+    description:
+      - With V(network_policy), the namespace Prometheus scrapes from (required with O(state=present)).
+    type: str
+  prometheus_pod_labels:
+    description:
+      - With V(network_policy), labels of the Prometheus pods. When set, only those pods of O(prometheus_namespace)
+        are blocked (other pods of that namespace still reach the metrics port).
+    type: dict
+  envoy_admin_url:
+    description:
+      - With V(envoy_runtime), the Envoy admin address as seen from inside the pod
+        (Istio's sidecar serves it on V(http://127.0.0.1:15000)).
+    type: str
+    default: http://127.0.0.1:9901
+  envoy_runtime_prefix:
+    description:
+      - With V(envoy_runtime), the prefix of the fault filter's runtime keys.
+    type: str
+    default: fault.http
+extends_documentation_fragment:
+  - veritas.chaos.auth
+  - veritas.chaos.auth.guard
+  - veritas.chaos.attributes
+  - veritas.chaos.attributes.actiongroup_k8s
+attributes:
+  check_mode:
+    support: full
+    details:
+      - With V(runtime_cli) and V(envoy_runtime) only the read commands run in the pods; nothing is set.
+      - With V(network_policy) the write is a server-side dry run (C(dryRun=All)).
+  diff_mode:
+    support: full
+    details: The fault per targeted pod (or the NetworkPolicy) before and after.
+  idempotent:
+    support: full
+    details: The current state is read first; a fault already set with the same parameters is not set again.
+      Not with O(duration), which removes the fault again at the end of every call.
+notes:
+  - The lab's runtime pods run the CLI of C(lab/runtime/cli.py); a real runtime needs the same C(fault) commands
+    with C(--json) output.
+  - A C(kv_cache_corruption) injection corrupts the cache at the moment it is set; setting it again with other
+    parameters corrupts again.
+seealso:
+  - module: veritas.chaos.cache_warmup
+  - module: veritas.chaos.pod_chaos
+"""
+
+EXAMPLES = r"""
+- name: Inject a 20% error rate on the canary (game day 2) and wait until Prometheus sees it
+  veritas.chaos.runtime_fault:
+    namespace: veritas
+    label_selector: app=veritas,variant=canary
+    fault: error_rate
+    percent: 20
+    confirm_with: prometheus
+    prometheus:
+      url: http://prometheus.monitoring:9090
+      query: >-
+        sum(rate(veritas_http_requests_total{variant="canary",code=~"5.."}[30s]))
+        / sum(rate(veritas_http_requests_total{variant="canary"}[30s]))
+      condition: above
+      threshold: 0.1
+      timeout: 90
+  register: injection
+
+- name: Remove it again
+  veritas.chaos.runtime_fault:
+    namespace: veritas
+    label_selector: app=veritas,variant=canary
+    fault: error_rate
+    state: absent
+
+- name: Add 1500 ms latency to one control pod, never more than one
+  veritas.chaos.runtime_fault:
+    namespace: veritas
+    label_selector: app=veritas,variant=control
+    fault: latency
+    latency_ms: 1500
+    pod_count: 1
+    max_count: 1
+
+- name: Corrupt the KV cache of the green pods (game day 5)
+  veritas.chaos.runtime_fault:
+    namespace: veritas
+    label_selector: deployment=green
+    fault: kv_cache_corruption
+    percent: 50
+
+- name: Metrics outage through the runtime (works in the lab)
+  veritas.chaos.runtime_fault:
+    namespace: veritas
+    label_selector: variant=canary
+    fault: metrics_outage
+
+- name: Metrics outage by blocking Prometheus with a NetworkPolicy (needs an enforcing CNI)
+  veritas.chaos.runtime_fault:
+    namespace: veritas
+    label_selector: app=veritas
+    fault: metrics_outage
+    method: network_policy
+    metrics_port: 8080
+    prometheus_namespace: monitoring
+    confirm_with: prometheus
+    prometheus:
+      url: http://prometheus.monitoring:9090
+      query: up{namespace="veritas"} == 1
+      condition: no_data
+
+- name: Error rate through the Envoy sidecar's fault filter, held for five minutes
+  veritas.chaos.runtime_fault:
+    namespace: veritas
+    label_selector: app=veritas,variant=canary
+    fault: error_rate
+    percent: 20
+    status_code: 503
+    method: envoy_runtime
+    container: istio-proxy
+    envoy_admin_url: http://127.0.0.1:15000
+    duration: 300
+
+- name: Exhaust the disk of one green pod
+  veritas.chaos.runtime_fault:
+    namespace: veritas
+    label_selector: deployment=green
+    fault: resource_exhaustion
+    resource: disk
+    pod_count: 1
+"""
+
+RETURN = r"""
+fault:
+  description: The fault and how it was applied.
+  returned: always
+  type: dict
+  contains:
+    name:
+      description: The O(fault).
+      type: str
+      sample: error_rate
+    target:
+      description: What the method sets, the runtime's fault name, the Envoy runtime keys or the NetworkPolicy name.
+      type: str
+      sample: error-rate
+    method:
+      description: The O(method).
+      type: str
+      sample: runtime_cli
+    state:
+      description: The O(state).
+      type: str
+      sample: present
+    params:
+      description: The parameters as the target stores them (empty for O(state=absent)).
+      type: dict
+      sample: {"percent": 20.0, "status": 500}
+matched:
+  description: How many running pods matched O(label_selector).
+  returned: always
+  type: int
+  sample: 4
+pods:
+  description: One entry per targeted pod (empty with V(network_policy)).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: The pod.
+      type: str
+      sample: veritas-canary-6f7c-x2k9d
+    action:
+      description: What the pod needed, V(set), V(update), V(clear) or V(none).
+      type: str
+      sample: set
+    before:
+      description: The fault's parameters before (null when it was not set).
+      type: dict
+      sample: null
+    after:
+      description: The fault's parameters read back after the change (null when not set; the prediction in check mode).
+      type: dict
+      sample: {"percent": 20.0, "status": 500}
+    confirmed:
+      description: Whether the read-back showed the requested state (null in check mode).
+      type: bool
+      sample: true
+    corrupted_entries:
+      description: For C(kv_cache_corruption), how many cache entries the injection corrupted.
+      type: int
+      returned: when the runtime reports it
+      sample: 32
+commands:
+  description: The changing commands run in the pods (in check mode, those that would run).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    pod:
+      description: The pod.
+      type: str
+      sample: veritas-canary-6f7c-x2k9d
+    command:
+      description: The command.
+      type: list
+      elements: str
+      sample: ["./cli", "fault", "set", "error-rate", "--percent", "20", "--status", "500"]
+network_policy:
+  description: The NetworkPolicy after the call (null when absent), with V(network_policy).
+  returned: when O(method=network_policy)
+  type: dict
+  sample: {"kind": "NetworkPolicy", "metadata": {"name": "veritas-chaos-metrics-outage"}}
+confirmation:
+  description: What confirmed the requested state, and how long that took.
+  returned: always
+  type: dict
+  contains:
+    confirmed:
+      description: Whether everything asked for was confirmed (false only in check mode, which confirms nothing).
+      type: bool
+      sample: true
+    readback_seconds:
+      description: Seconds from the last change until every target read back the requested state.
+      type: float
+      sample: 0.21
+    seconds:
+      description: Seconds from the last change until the confirmation was complete (read-back and Prometheus).
+      type: float
+      sample: 6.8
+    prometheus:
+      description: The Prometheus check with O(confirm_with=prometheus), else null.
+      type: dict
+      contains:
+        query:
+          description: The query.
+          type: str
+        condition:
+          description: The condition.
+          type: str
+          sample: above
+        threshold:
+          description: The bound.
+          type: float
+          sample: 0.1
+        confirmed:
+          description: Whether the condition was met in time.
+          type: bool
+          sample: true
+        seconds:
+          description: Seconds until it was met.
+          type: float
+          sample: 6.5
+        checks:
+          description: How many queries ran.
+          type: int
+          sample: 4
+        samples:
+          description: The last query's samples (labels and value).
+          type: list
+          elements: dict
+          sample: [{"labels": {}, "value": 0.2}]
+    warnings:
+      description: What the confirmation could not show (for example NetworkPolicy enforcement).
+      type: list
+      elements: str
+      sample: []
+restored:
+  description: Whether the fault was removed again after O(duration).
+  returned: always
+  type: bool
+  sample: false
+"""
+
+import time
+from typing import Any
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.veritas.chaos.plugins.module_utils._args import (
+    AUTH_ARG_SPEC,
+    GUARD_ARG_SPEC,
+    build_argument_spec,
+)
+from ansible_collections.veritas.chaos.plugins.module_utils._blast import (
+    blast_radius_refusal,
+    choose,
+    is_candidate,
+    pods_to_kill,
+    validate_caps,
+)
+from ansible_collections.veritas.chaos.plugins.module_utils._client import (
+    HAS_KUBERNETES,
+    KUBERNETES_IMPORT_ERROR,
+    KubeClient,
+    get_client,
+    resource_path,
+    strip_volatile,
+)
+from ansible_collections.veritas.chaos.plugins.module_utils._errors import ChaosError
+from ansible_collections.veritas.chaos.plugins.module_utils._guard import (
+    guard_namespace,
+)
+from ansible_collections.veritas.chaos.plugins.module_utils._prom_confirm import (
+    instant_query,
+    validate_confirm_options,
+    wait_for_condition,
+)
+from ansible_collections.veritas.chaos.plugins.module_utils._runtime_cli import (
+    CLEAR,
+    NONE,
+    SET,
+    UPDATE,
+    cli_prefix,
+    desired_runtime_params,
+    envoy_current,
+    envoy_modify_command,
+    envoy_read_command,
+    envoy_runtime_keys,
+    envoy_runtime_values,
+    fault_clear_command,
+    fault_list_command,
+    fault_set_command,
+    is_owned,
+    metrics_network_policy,
+    order_targets,
+    overlapping_policies,
+    parse_envoy_runtime,
+    parse_fault_list,
+    parse_label_selector,
+    plan_action,
+    policy_matches,
+    runtime_fault_name,
+    validate_fault_options,
+)
+from ansible_collections.veritas.chaos.plugins.module_utils._runtime_exec import (
+    run_checked,
+)
+
+NETWORK_POLICY_API = "networking.k8s.io/v1"
+READBACK_SLEEP = 0.5
+ENFORCEMENT_WARNING = (
+    "The NetworkPolicy is in place, but whether the cluster's network plugin enforces it is not visible "
+    "through the API; use confirm_with=prometheus to confirm that the scrapes really fail."
+)
+
+
+def validate_params(params: dict[str, Any]) -> None:
+    validate_fault_options(params["fault"], params["method"], params["state"], params)
+    validate_caps(params["max_count"], params["max_percent"])
+    pods_to_kill(1, params["pod_count"], params["pod_percent"])
+    for field in ("exec_timeout", "confirm_timeout"):
+        if params[field] < 1:
+            raise ChaosError(
+                f"{field} must be an integer of at least 1, got {params[field]}.",
+                reason="invalid_input",
+                field=field,
+            )
+    if params["duration"] is not None:
+        if params["duration"] < 1:
+            raise ChaosError(
+                "duration must be an integer of at least 1 (seconds), got {}.".format(
+                    params["duration"]
+                ),
+                reason="invalid_input",
+                field="duration",
+            )
+        if params["state"] != "present":
+            raise ChaosError(
+                "duration applies to state=present only.",
+                reason="invalid_input",
+                field="duration",
+            )
+    if params["confirm_with"] == "prometheus":
+        validate_confirm_options(params["prometheus"])
+    if params["method"] == "network_policy":
+        for field in ("pod_count", "pod_percent"):
+            if params[field] is not None:
+                raise ChaosError(
+                    f"{field} cannot be used with method network_policy, which selects pods by label only.",
+                    reason="invalid_input",
+                    field=field,
+                )
+        if params["state"] == "present":
+            for field in ("metrics_port", "prometheus_namespace"):
+                if not params[field]:
+                    raise ChaosError(
+                        f"{field} is required with method network_policy and state present.",
+                        reason="invalid_input",
+                        field=field,
+                    )
+        parse_label_selector(params["label_selector"])
+    cli_prefix(params["cli_path"])
+
+
+def running_pods(
+    client: KubeClient, namespace: str, selector: str
+) -> list[dict[str, Any]]:
+    pods = client.list(resource_path("v1", "pods", namespace), label_selector=selector)
+    live = [
+        pod
+        for pod in pods
+        if is_candidate(pod) and (pod.get("status") or {}).get("phase") == "Running"
+    ]
+    return sorted(live, key=lambda pod: pod["metadata"]["name"])
+
+
+def run_in_pod(
+    client: KubeClient,
+    params: dict[str, Any],
+    pod: str,
+    command: list[str],
+    idempotent: bool = True,
+) -> str:
+    """Run a command in a pod; its stdout, or a ChaosError naming the pod, command and stderr."""
+    return run_checked(
+        client,
+        params["namespace"],
+        pod,
+        command,
+        container=params["container"],
+        timeout=params["exec_timeout"],
+        idempotent=idempotent,
+    )
+
+
+class RuntimeCliBackend:
+    """Faults through the runtime CLI: `cli fault set|clear|list`."""
+
+    def __init__(self, client: KubeClient, params: dict[str, Any]) -> None:
+        self.client = client
+        self.params = params
+        self.cli = cli_prefix(params["cli_path"])
+        self.name = runtime_fault_name(params["fault"], params.get("resource"))
+        self.desired = (
+            desired_runtime_params(params["fault"], params)
+            if params["state"] == "present"
+            else {}
+        )
+        self.records: dict[str, dict[str, Any]] = {}
+
+    @property
+    def target(self) -> str:
+        return self.name
+
+    def read(self, pod: str) -> dict[str, Any] | None:
+        faults = parse_fault_list(
+            run_in_pod(self.client, self.params, pod, fault_list_command(self.cli))
+        )
+        record = faults.get(self.name)
+        if record is None:
+            self.records.pop(pod, None)
+            return None
+        self.records[pod] = record
+        return dict(record.get("params") or {})
+
+    def commands(
+        self, action: str, previous: dict[str, Any] | None = None
+    ) -> list[list[str]]:
+        if action in (SET, UPDATE):
+            return [fault_set_command(self.cli, self.name, self.desired)]
+        if action == CLEAR:
+            return [fault_clear_command(self.cli, self.name)]
+        if action == "restore" and previous is not None:
+            return [fault_set_command(self.cli, self.name, previous)]
+        return []
+
+    def details(self, pod: str) -> dict[str, Any]:
+        record = self.records.get(pod) or {}
+        return {key: record[key] for key in ("corrupted_entries",) if key in record}
+
+
+class EnvoyRuntimeBackend:
+    """Faults through Envoy's runtime: POST /runtime_modify and GET /runtime on the admin port."""
+
+    def __init__(self, client: KubeClient, params: dict[str, Any]) -> None:
+        self.client = client
+        self.params = params
+        self.url = params["envoy_admin_url"]
+        self.keys = envoy_runtime_keys(params["fault"], params["envoy_runtime_prefix"])
+        self.desired = (
+            envoy_runtime_values(
+                params["fault"], params, params["envoy_runtime_prefix"]
+            )
+            if params["state"] == "present"
+            else {}
+        )
+
+    @property
+    def target(self) -> str:
+        return ",".join(self.keys)
+
+    def read(self, pod: str) -> dict[str, Any] | None:
+        stdout = run_in_pod(self.client, self.params, pod, envoy_read_command(self.url))
+        return envoy_current(parse_envoy_runtime(stdout, self.keys))
+
+    def commands(
+        self, action: str, previous: dict[str, Any] | None = None
+    ) -> list[list[str]]:
+        if action in (SET, UPDATE):
+            return [envoy_modify_command(self.url, self.desired)]
+        if action == CLEAR:
+            return [envoy_modify_command(self.url, {key: "" for key in self.keys})]
+        if action == "restore" and previous is not None:
+            values = {key: str(previous.get(key) or "") for key in self.keys}
+            return [envoy_modify_command(self.url, values)]
+        return []
+
+    def details(self, pod: str) -> dict[str, Any]:
+        return {}
+
+
+def choose_targets(
+    pods: list[str],
+    current: dict[str, dict[str, Any] | None],
+    params: dict[str, Any],
+    desired: dict[str, Any],
+) -> list[str]:
+    """The pods to act on; refuses (changing nothing) when they exceed the blast-radius cap."""
+    if params["state"] == "absent":
+        return [pod for pod in pods if current[pod] is not None]
+    total = len(pods)
+    how_many = total
+    if params["pod_count"] is not None or params["pod_percent"] is not None:
+        how_many = pods_to_kill(total, params["pod_count"], params["pod_percent"])
+    refusal = blast_radius_refusal(
+        how_many, total, params["max_count"], params["max_percent"]
+    )
+    if refusal:
+        raise ChaosError(
+            f"Refusing to inject the fault: {refusal}. Nothing was changed.",
+            reason="blast_radius",
+            matched=total,
+            selected=how_many,
+        )
+    if how_many == total:
+        return list(pods)
+    # Pods that already carry the fault keep it (exact matches first), so that the same
+    # call again, or one with other parameters, acts on the same pods.
+    exact = [
+        pod for pod in pods if plan_action("present", current[pod], desired) == NONE
+    ]
+    other = [pod for pod in pods if current[pod] is not None and pod not in exact]
+    already = exact + other
+    return order_targets(
+        pods, already, how_many, choose(pods, how_many, params["seed"])
+    )
+
+
+def confirm_readback(
+    backend: Any, wanted: dict[str, tuple[str, dict[str, Any] | None]], timeout: int
+) -> tuple[dict[str, dict[str, Any] | None], list[str], float]:
+    """Read every pod until it shows its wanted (state, params); (readings, unconfirmed, seconds)."""
+    start = time.monotonic()
+    readings: dict[str, dict[str, Any] | None] = {}
+    pending = sorted(wanted)
+    while True:
+        for pod in list(pending):
+            readings[pod] = backend.read(pod)
+            state, params = wanted[pod]
+            if plan_action(state, readings[pod], params or {}) == NONE:
+                pending.remove(pod)
+        elapsed = time.monotonic() - start
+        if not pending or elapsed >= timeout:
+            return readings, pending, round(elapsed, 3)
+        time.sleep(READBACK_SLEEP)
+
+
+def predicted_after(
+    action: str, desired: dict[str, Any], before: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """What a pod will read back after the action (the check-mode answer)."""
+    if action == CLEAR:
+        return None
+    if action in (SET, UPDATE):
+        return dict(desired)
+    return before
+
+
+def prometheus_confirmation(params: dict[str, Any]) -> dict[str, Any]:
+    options = params["prometheus"]
+
+    def query() -> list[dict[str, Any]]:
+        return instant_query(
+            options["url"],
+            options["query"],
+            validate_certs=options["validate_certs"],
+            bearer_token=options.get("bearer_token"),
+        )
+
+    outcome = wait_for_condition(options, query)
+    outcome.update(
+        query=options["query"],
+        condition=options["condition"],
+        threshold=options.get("threshold"),
+    )
+    return outcome
+
+
+def _apply(
+    backend: Any,
+    params: dict[str, Any],
+    plan: list[tuple[str, str, dict[str, Any] | None]],
+    check_mode: bool,
+    restore: bool = False,
+) -> list[dict[str, Any]]:
+    """Run the plan's commands pod by pod; on a failure say which pods were already changed."""
+    ran: list[dict[str, Any]] = []
+    done: list[str] = []
+    for pod, action, before in plan:
+        if restore:
+            action = CLEAR if action == SET else "restore"
+        for command in backend.commands(action, before):
+            ran.append({"pod": pod, "command": command})
+            if check_mode:
+                continue
+            try:
+                run_in_pod(backend.client, params, pod, command)
+            except ChaosError as exc:
+                raise ChaosError(
+                    "{} Pods already changed: {}.".format(
+                        exc.msg, ", ".join(done) or "none"
+                    ),
+                    reason=exc.reason,
+                    changed=bool(done),
+                    pod=pod,
+                    changed_pods=done,
+                ) from exc
+        done.append(pod)
+    return ran
+
+
+def pod_faults(
+    client: KubeClient, params: dict[str, Any], check_mode: bool, want_diff: bool
+) -> dict[str, Any]:
+    backend: Any = (
+        EnvoyRuntimeBackend(client, params)
+        if params["method"] == "envoy_runtime"
+        else RuntimeCliBackend(client, params)
+    )
+    state = params["state"]
+    pods = [
+        pod["metadata"]["name"]
+        for pod in running_pods(client, params["namespace"], params["label_selector"])
+    ]
+    result: dict[str, Any] = {
+        "fault": {
+            "name": params["fault"],
+            "target": backend.target,
+            "method": params["method"],
+            "state": state,
+            "params": dict(backend.desired),
+        },
+        "matched": len(pods),
+        "pods": [],
+        "commands": [],
+        "restored": False,
+        "confirmation": {
+            "confirmed": not check_mode,
+            "readback_seconds": 0.0,
+            "seconds": 0.0,
+            "prometheus": None,
+            "warnings": [],
+        },
+    }
+    if not pods and state == "present":
+        raise ChaosError(
+            "No running pods match {} in namespace {}; nothing to inject into.".format(
+                params["label_selector"], params["namespace"]
+            ),
+            reason="no_targets",
+        )
+    current = {pod: backend.read(pod) for pod in pods}
+    targets = choose_targets(pods, current, params, backend.desired)
+    plan = [
+        (pod, plan_action(state, current[pod], backend.desired), current[pod])
+        for pod in targets
+    ]
+    changing = [(pod, action, before) for pod, action, before in plan if action != NONE]
+    result["commands"] = _apply(backend, params, changing, check_mode)
+    changed = bool(changing)
+
+    readings: dict[str, dict[str, Any] | None] = {pod: current[pod] for pod in targets}
+    unconfirmed: list[str] = []
+    if not check_mode:
+        start = time.monotonic()
+        if changing:
+            wanted = {pod: (state, backend.desired) for pod in targets}
+            readings, unconfirmed, result["confirmation"]["readback_seconds"] = (
+                confirm_readback(backend, wanted, params["confirm_timeout"])
+            )
+        if unconfirmed:
+            raise ChaosError(
+                "The fault {} is not confirmed in pods {} after {} seconds: they read back {}. "
+                "What was set stays set; run state=absent to remove it.".format(
+                    backend.target,
+                    ", ".join(unconfirmed),
+                    params["confirm_timeout"],
+                    {pod: readings.get(pod) for pod in unconfirmed},
+                ),
+                reason="not_confirmed",
+                changed=changed,
+                unconfirmed=unconfirmed,
+            )
+        if params["confirm_with"] == "prometheus":
+            outcome = prometheus_confirmation(params)
+            result["confirmation"]["prometheus"] = outcome
+            if not outcome["confirmed"]:
+                raise ChaosError(
+                    "Prometheus did not confirm the fault within {} seconds: {} is not {} {} "
+                    "(last samples {}{}). What was set stays set; run state=absent to remove it.".format(
+                        params["prometheus"]["timeout"],
+                        outcome["query"],
+                        outcome["condition"],
+                        outcome["threshold"],
+                        outcome["samples"],
+                        f", last error: {outcome['last_error']}"
+                        if outcome["last_error"]
+                        else "",
+                    ),
+                    reason="not_confirmed",
+                    changed=changed,
+                    confirmation=outcome,
+                )
+        result["confirmation"]["seconds"] = round(time.monotonic() - start, 3)
+
+    for pod, action, before in plan:
+        entry = {
+            "name": pod,
+            "action": action,
+            "before": before,
+            "after": predicted_after(action, backend.desired, before)
+            if check_mode
+            else readings.get(pod),
+            "confirmed": None if check_mode else pod not in unconfirmed,
+        }
+        entry.update(backend.details(pod))
+        result["pods"].append(entry)
+
+    if params["duration"] and not check_mode:
+        time.sleep(params["duration"])
+        result["commands"] += _apply(backend, params, changing, False, restore=True)
+        wanted = {
+            pod: ("absent", None) if before is None else ("present", before)
+            for pod, _action, before in changing
+        }
+        left = confirm_readback(backend, wanted, params["confirm_timeout"])[1]
+        if left:
+            raise ChaosError(
+                "After duration, pods {} do not read back their earlier state.".format(
+                    ", ".join(left)
+                ),
+                reason="not_confirmed",
+                changed=True,
+            )
+        result["restored"] = True
+        changed = True
+
+    result["changed"] = changed
+    if want_diff:
+        result["diff"] = {
+            "before": {"pods": {pod: before for pod, _action, before in plan}},
+            "after": {
+                "pods": {entry["name"]: entry["after"] for entry in result["pods"]}
+            },
+        }
+    return result
+
+
+def network_policy_fault(
+    client: KubeClient, params: dict[str, Any], check_mode: bool, want_diff: bool
+) -> dict[str, Any]:
+    namespace, name = params["namespace"], params["policy_name"]
+    path = resource_path(NETWORK_POLICY_API, "networkpolicies", namespace, name)
+    pods = running_pods(client, namespace, params["label_selector"])
+    current = client.get(path, missing_ok=True)
+    state = params["state"]
+    warnings: list[str] = []
+    desired: dict[str, Any] | None = None
+    if state == "present":
+        if not pods:
+            raise ChaosError(
+                "No running pods match {} in namespace {}; nothing to block.".format(
+                    params["label_selector"], namespace
+                ),
+                reason="no_targets",
+            )
+        desired = metrics_network_policy(
+            name,
+            namespace,
+            parse_label_selector(params["label_selector"]),
+            params["metrics_port"],
+            params["prometheus_namespace"],
+            params["prometheus_pod_labels"],
+        )
+    if current is not None and not is_owned(current):
+        raise ChaosError(
+            f"NetworkPolicy {namespace}/{name} exists and was not made by veritas.chaos; "
+            "refusing to change it. Choose another policy_name.",
+            reason="not_owned",
+        )
+
+    after = current
+    changed = False
+    if (
+        state == "present"
+        and desired is not None
+        and not policy_matches(current, desired)
+    ):
+        if current is None:
+            after = client.create(
+                resource_path(NETWORK_POLICY_API, "networkpolicies", namespace),
+                desired,
+                dry_run=check_mode,
+            )
+        else:
+            body = dict(desired)
+            body["metadata"] = dict(
+                desired["metadata"],
+                resourceVersion=current["metadata"].get("resourceVersion"),
+            )
+            after = client.replace(path, body, dry_run=check_mode)
+        changed = True
+    elif state == "absent" and current is not None:
+        client.delete(path, dry_run=check_mode)
+        after = None
+        changed = True
+
+    seconds = 0.0
+    if not check_mode:
+        start = time.monotonic()
+        while True:
+            live = client.get(path, missing_ok=True)
+            ok = (
+                live is None
+                if state == "absent"
+                else policy_matches(live, desired or {})
+            )
+            seconds = round(time.monotonic() - start, 3)
+            if ok or seconds >= params["confirm_timeout"]:
+                break
+            time.sleep(READBACK_SLEEP)
+        if not ok:
+            raise ChaosError(
+                f"NetworkPolicy {namespace}/{name} does not read back as requested after "
+                f"{params['confirm_timeout']} seconds.",
+                reason="not_confirmed",
+                changed=changed,
+            )
+        after = live
+    if state == "present":
+        others = overlapping_policies(
+            client.list(
+                resource_path(NETWORK_POLICY_API, "networkpolicies", namespace)
+            ),
+            name,
+            [(pod["metadata"].get("labels") or {}) for pod in pods],
+        )
+        if others:
+            warnings.append(
+                "Other Ingress NetworkPolicies select these pods ({}); policies add up, so if one of them "
+                "allows Prometheus in, the scrapes are not blocked.".format(
+                    ", ".join(others)
+                )
+            )
+        if params["confirm_with"] != "prometheus":
+            warnings.append(ENFORCEMENT_WARNING)
+
+    result: dict[str, Any] = {
+        "changed": changed,
+        "fault": {
+            "name": params["fault"],
+            "target": name,
+            "method": "network_policy",
+            "state": state,
+            "params": {
+                "metrics_port": params["metrics_port"],
+                "prometheus_namespace": params["prometheus_namespace"],
+            }
+            if state == "present"
+            else {},
+        },
+        "matched": len(pods),
+        "pods": [],
+        "commands": [],
+        "restored": False,
+        "network_policy": strip_volatile(after),
+        "confirmation": {
+            "confirmed": not check_mode,
+            "readback_seconds": seconds,
+            "seconds": seconds,
+            "prometheus": None,
+            "warnings": warnings,
+        },
+    }
+    if not check_mode and params["confirm_with"] == "prometheus":
+        outcome = prometheus_confirmation(params)
+        result["confirmation"]["prometheus"] = outcome
+        if not outcome["confirmed"]:
+            raise ChaosError(
+                "Prometheus did not confirm the metrics outage within {} seconds ({} is not {}): the "
+                "NetworkPolicy is in place but is apparently not enforced. It stays; run state=absent "
+                "to remove it.".format(
+                    params["prometheus"]["timeout"],
+                    outcome["query"],
+                    outcome["condition"],
+                ),
+                reason="not_confirmed",
+                changed=changed,
+                confirmation=outcome,
+            )
+        result["confirmation"]["seconds"] = round(seconds + outcome["seconds"], 3)
+    if params["duration"] and not check_mode:
+        time.sleep(params["duration"])
+        if changed and current is None:
+            client.delete(path)
+        elif changed and current is not None:
+            restore = strip_volatile(current) or {}
+            restore["metadata"]["resourceVersion"] = (client.get(path) or {})[
+                "metadata"
+            ].get("resourceVersion")
+            client.replace(path, restore)
+        result["restored"] = True
+        result["changed"] = True
+    if want_diff:
+        result["diff"] = {
+            "before": strip_volatile(current) or {},
+            "after": strip_volatile(after) or {},
+        }
+    return result
+
+
+def runtime_fault(
+    client: KubeClient, params: dict[str, Any], check_mode: bool, want_diff: bool
+) -> dict[str, Any]:
+    validate_params(params)
+    guard_namespace(client, params["namespace"], params)
+    if params["method"] == "network_policy":
+        return network_policy_fault(client, params, check_mode, want_diff)
+    return pod_faults(client, params, check_mode, want_diff)
+
+
+def main() -> None:
+    argument_spec = build_argument_spec(
+        AUTH_ARG_SPEC,
+        GUARD_ARG_SPEC,
+        namespace={"type": "str", "required": True},
+        label_selector={"type": "str", "required": True},
+        fault={
+            "type": "str",
+            "required": True,
+            "choices": [
+                "error_rate",
+                "latency",
+                "kv_cache_corruption",
+                "metrics_outage",
+                "resource_exhaustion",
+            ],
+        },
+        state={"type": "str", "choices": ["present", "absent"], "default": "present"},
+        method={
+            "type": "str",
+            "choices": ["runtime_cli", "network_policy", "envoy_runtime"],
+            "default": "runtime_cli",
+        },
+        percent={"type": "float"},
+        status_code={"type": "int"},
+        latency_ms={"type": "float"},
+        jitter_ms={"type": "float"},
+        write_percent={"type": "float"},
+        metrics_mode={"type": "str", "choices": ["503", "empty"]},
+        resource={"type": "str", "choices": ["memory", "disk"]},
+        pod_count={"type": "int"},
+        pod_percent={"type": "int"},
+        max_count={"type": "int"},
+        max_percent={"type": "int"},
+        seed={"type": "int"},
+        container={"type": "str"},
+        cli_path={"type": "str", "default": "./cli"},
+        exec_timeout={"type": "int", "default": 30},
+        confirm_timeout={"type": "int", "default": 30},
+        confirm_with={
+            "type": "str",
+            "choices": ["readback", "prometheus"],
+            "default": "readback",
+        },
+        prometheus={
+            "type": "dict",
+            "options": {
+                "url": {"type": "str", "required": True},
+                "query": {"type": "str", "required": True},
+                "condition": {
+                    "type": "str",
+                    "choices": ["above", "below", "no_data"],
+                    "default": "above",
+                },
+                "threshold": {"type": "float"},
+                "timeout": {"type": "float", "default": 120},
+                "interval": {"type": "float", "default": 2},
+                "validate_certs": {"type": "bool", "default": True},
+                "bearer_token": {"type": "str", "no_log": True},
+            },
+        },
+        duration={"type": "int"},
+        policy_name={"type": "str", "default": "veritas-chaos-metrics-outage"},
+        metrics_port={"type": "int"},
+        prometheus_namespace={"type": "str"},
+        prometheus_pod_labels={"type": "dict"},
+        envoy_admin_url={"type": "str", "default": "http://127.0.0.1:9901"},
+        envoy_runtime_prefix={"type": "str", "default": "fault.http"},
+    )
+    module = AnsibleModule(
+        argument_spec=argument_spec,
+        mutually_exclusive=[("pod_count", "pod_percent")],
+        required_if=[
+            ("confirm_with", "prometheus", ("prometheus",)),
+            ("fault", "resource_exhaustion", ("resource",)),
+        ],
+        supports_check_mode=True,
+    )
+    if not HAS_KUBERNETES:
+        module.fail_json(
+            msg=missing_required_lib("kubernetes"),
+            exception=KUBERNETES_IMPORT_ERROR,
+            reason="missing_library",
+        )
+    try:
+        validate_params(module.params)
+        result = runtime_fault(
+            get_client(module.params), module.params, module.check_mode, module._diff
+        )
+    except ChaosError as exc:
+        module.fail_json(**exc.to_fail_kwargs())
+    for warning in result["confirmation"]["warnings"]:
+        module.warn(warning)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,468 @@
+# Copyright: (c) 2026, Veritas SPARK team
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: traffic_split
+short_description: Set the control/canary traffic weights of a canary deployment
+version_added: 1.0.0
+description:
+  - Sets the control and canary weights in the traffic ConfigMap that the data plane follows
+    (keys C(control) and C(canary), string values, as the runbook's C(kubectl patch) writes them).
+  - With O(backend=route), sets the weights on an OpenShift Route (C(route.openshift.io/v1)).
+    C(spec.to) is the control Service and the only entry of C(spec.alternateBackends) is the canary Service.
+  - Weights are integers from 0 to 100 that sum to 100; anything else fails before the API is touched.
+author:
+  - Veritas SPARK team (@veritas-spark)
+options:
+  name:
+    description:
+      - Name of the ConfigMap (or of the Route with O(backend=route)).
+    type: str
+    default: veritas-traffic-config
+  namespace:
+    description:
+      - Namespace of the object.
+    type: str
+    required: true
+  backend:
+    description:
+      - Where the weights live.
+    type: str
+    choices: [configmap, route]
+    default: configmap
+  control:
+    description:
+      - Weight of the control group, an integer from 0 to 100.
+    type: int
+    required: true
+  canary:
+    description:
+      - Weight of the canary, an integer from 0 to 100; O(control) + O(canary) must be 100.
+    type: int
+    required: true
+  control_key:
+    description:
+      - ConfigMap key that holds the control weight.
+    type: str
+    default: control
+  canary_key:
+    description:
+      - ConfigMap key that holds the canary weight.
+    type: str
+    default: canary
+  route_control_service:
+    description:
+      - Service for C(spec.to) of the Route. Defaults to the Service the Route already names.
+    type: str
+  route_canary_service:
+    description:
+      - Service for the Route's alternate backend. Defaults to the Route's first alternate backend.
+    type: str
+  observe:
+    description:
+      - After setting the weights, wait until the split the data plane really serves, measured by Prometheus,
+        matches the canary weight within O(observe.tolerance) percentage points.
+      - Not done in check mode. A timeout fails the task (the weights stay set) with reason V(not_observed).
+    type: dict
+    suboptions:
+      prometheus_url:
+        description:
+          - Base URL of Prometheus, for example V(http://127.0.0.1:19090).
+        type: str
+        required: true
+      query:
+        description:
+          - PromQL that returns the share of requests served by the canary, in percent (0 to 100).
+        type: str
+        default: >-
+          100 * sum(rate(veritas_http_requests_total{variant="canary"}[30s]))
+          / sum(rate(veritas_http_requests_total{variant=~"control|canary"}[30s]))
+      tolerance:
+        description:
+          - Largest accepted distance, in percentage points, between the observed share and O(canary).
+        type: float
+        default: 5
+      timeout:
+        description:
+          - Seconds to wait for the observed split.
+        type: int
+        default: 120
+      interval:
+        description:
+          - Seconds between two queries.
+        type: float
+        default: 2
+      bearer_token:
+        description:
+          - Bearer token for Prometheus.
+        type: str
+      validate_certs:
+        description:
+          - Whether to verify Prometheus' TLS certificate.
+        type: bool
+        default: true
+extends_documentation_fragment:
+  - veritas.chaos.auth
+  - veritas.chaos.auth.guard
+  - veritas.chaos.attributes
+  - veritas.chaos.attributes.actiongroup_k8s
+attributes:
+  check_mode:
+    support: full
+    details: A server-side dry run (C(dryRun=All)); the API validates and admits the change but does not store it.
+  diff_mode:
+    support: full
+    details: The object before and after, without C(resourceVersion), C(generation) and C(managedFields).
+  idempotent:
+    support: full
+seealso:
+  - module: veritas.chaos.gameday_info
+  - module: kubernetes.core.k8s
+"""
+
+EXAMPLES = r"""
+- name: Send 10% of the traffic to the canary
+  veritas.chaos.traffic_split:
+    namespace: veritas
+    control: 90
+    canary: 10
+
+- name: Canary rollback, all traffic to control (runbook "Canary Rollback")
+  veritas.chaos.traffic_split:
+    namespace: veritas
+    control: 100
+    canary: 0
+
+- name: Split on an OpenShift Route instead
+  veritas.chaos.traffic_split:
+    namespace: veritas
+    backend: route
+    name: veritas-runtime
+    route_control_service: veritas-runtime-control
+    route_canary_service: veritas-runtime-canary
+    control: 75
+    canary: 25
+
+- name: Shift 25% to the canary and wait until the proxy really serves it
+  veritas.chaos.traffic_split:
+    namespace: veritas
+    control: 75
+    canary: 25
+    observe:
+      prometheus_url: http://prometheus.monitoring:9090
+      tolerance: 3
+      timeout: 90
+
+- name: Set auth once for the collection's modules
+  module_defaults:
+    group/veritas.chaos.k8s:
+      kubeconfig: "{{ veritas_kubeconfig }}"
+  block:
+    - name: Set weights with a custom ConfigMap layout
+      veritas.chaos.traffic_split:
+        namespace: veritas
+        name: router-weights
+        control_key: stable
+        canary_key: preview
+        control: 50
+        canary: 50
+"""
+
+RETURN = r"""
+weights:
+  description: The weights after the task (in check mode, the weights the dry run produced).
+  returned: success
+  type: dict
+  contains:
+    control:
+      description: Control weight.
+      type: int
+      sample: 90
+    canary:
+      description: Canary weight.
+      type: int
+      sample: 10
+previous_weights:
+  description: The weights before the task; a value is null when the object did not hold a number.
+  returned: success
+  type: dict
+  contains:
+    control:
+      description: Control weight before.
+      type: int
+      sample: 100
+    canary:
+      description: Canary weight before.
+      type: int
+      sample: 0
+observed:
+  description: The split observed through O(observe); null without O(observe) or in check mode.
+  returned: success
+  type: dict
+  contains:
+    canary_percent:
+      description: The last observed canary share, in percent.
+      type: float
+      sample: 24.6
+    seconds:
+      description: Seconds from the start of the observation until the split matched.
+      type: float
+      sample: 6.2
+    samples:
+      description: Number of queries made.
+      type: int
+      sample: 4
+backend:
+  description: The backend that was set.
+  returned: success
+  type: str
+  sample: configmap
+object:
+  description: The object after the task, without C(managedFields).
+  returned: success
+  type: dict
+  contains:
+    apiVersion:
+      description: API version of the object.
+      type: str
+      sample: v1
+    kind:
+      description: Kind of the object.
+      type: str
+      sample: ConfigMap
+    metadata:
+      description: Metadata of the object.
+      type: dict
+      sample: {"name": "veritas-traffic-config", "namespace": "veritas"}
+    data:
+      description: ConfigMap data (ConfigMap backend).
+      type: dict
+      returned: when O(backend=configmap)
+      sample: {"control": "90", "canary": "10"}
+    spec:
+      description: Route spec (Route backend).
+      type: dict
+      returned: when O(backend=route)
+      sample: {"to": {"kind": "Service", "name": "control", "weight": 90}}
+"""
+
+import time
+import urllib.parse
+from typing import Any
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.veritas.chaos.plugins.module_utils._args import (
+    AUTH_ARG_SPEC,
+    GUARD_ARG_SPEC,
+    build_argument_spec,
+)
+from ansible_collections.veritas.chaos.plugins.module_utils._client import (
+    HAS_KUBERNETES,
+    KUBERNETES_IMPORT_ERROR,
+    KubeClient,
+    get_client,
+    objects_differ,
+    resource_path,
+    strip_volatile,
+)
+from ansible_collections.veritas.chaos.plugins.module_utils._errors import ChaosError
+from ansible_collections.veritas.chaos.plugins.module_utils._guard import (
+    guard_namespace,
+)
+from ansible_collections.veritas.chaos.plugins.module_utils._traffic import (
+    configmap_patch,
+    configmap_weights,
+    route_patch,
+    route_weights,
+    split_observed,
+    validate_weights,
+)
+
+ROUTE_API = "route.openshift.io/v1"
+
+
+def _weights_of(obj: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    if params["backend"] == "route":
+        weights = route_weights(obj.get("spec"))
+        return {"control": weights["control"], "canary": weights["canary"]}
+    return configmap_weights(
+        obj.get("data"), params["control_key"], params["canary_key"]
+    )
+
+
+def observe_split(options: dict[str, Any], canary: int) -> dict[str, Any]:
+    """Query Prometheus until the served canary share is within tolerance of the weight."""
+    # Imported here: ansible's urls module costs ~150 ms of start-up that only this path needs.
+    from ansible_collections.veritas.chaos.plugins.module_utils import _prometheus
+
+    prometheus = _prometheus.PrometheusClient(
+        options["prometheus_url"],
+        bearer_token=options.get("bearer_token"),
+        validate_certs=options.get("validate_certs", True),
+    )
+    start = time.monotonic()
+    samples = 0
+    last: float | None = None
+    reason: str | None = None
+    while True:
+        reading = prometheus.query(options["query"])
+        samples += 1
+        last, reason = reading.value, reading.reason
+        elapsed = time.monotonic() - start
+        if split_observed(last, canary, options["tolerance"]):
+            return {
+                "canary_percent": round(last, 2),
+                "seconds": round(elapsed, 3),
+                "samples": samples,
+            }
+        if elapsed >= options["timeout"]:
+            seen = "no data (" + str(reason) + ")" if last is None else f"{last:.1f}%"
+            raise ChaosError(
+                f"The weights are set, but after {options['timeout']} s the observed canary share is {seen}, "
+                f"not {canary}% within {options['tolerance']} points.",
+                reason="not_observed",
+                changed=True,
+                observed={
+                    "canary_percent": last,
+                    "seconds": round(elapsed, 3),
+                    "samples": samples,
+                    "reason": reason,
+                },
+            )
+        time.sleep(options["interval"])
+
+
+def validate_observe(options: dict[str, Any] | None) -> None:
+    if not options:
+        return
+    url = urllib.parse.urlparse(options["prometheus_url"] or "")
+    if url.scheme not in ("http", "https") or not url.netloc:
+        raise ChaosError(
+            f"observe.prometheus_url must be an http:// or https:// URL, got {options['prometheus_url']!r}.",
+            reason="invalid_input",
+            field="prometheus_url",
+        )
+    for field, minimum in (("tolerance", 0), ("timeout", 0), ("interval", 0.01)):
+        if options[field] < minimum:
+            raise ChaosError(
+                f"observe.{field} must be at least {minimum}, got {options[field]}.",
+                reason="invalid_input",
+                field=f"observe.{field}",
+            )
+
+
+def set_traffic_split(
+    client: KubeClient, params: dict[str, Any], check_mode: bool, want_diff: bool
+) -> dict[str, Any]:
+    control, canary = validate_weights(params["control"], params["canary"])
+    namespace = params["namespace"]
+    name = params["name"]
+    guard_namespace(client, namespace, params)
+
+    if params["backend"] == "route":
+        path = resource_path(ROUTE_API, "routes", namespace, name)
+        kind = "Route"
+    else:
+        path = resource_path("v1", "configmaps", namespace, name)
+        kind = "ConfigMap"
+    before = client.get(path, missing_ok=True)
+    if before is None:
+        raise ChaosError(
+            f"{kind} {name} not found in namespace {namespace}.",
+            reason="not_found",
+            name=name,
+            namespace=namespace,
+        )
+
+    if params["backend"] == "route":
+        patch = route_patch(
+            before.get("spec"),
+            control,
+            canary,
+            params["route_control_service"],
+            params["route_canary_service"],
+        )
+    else:
+        patch = configmap_patch(
+            before.get("data"),
+            params["control_key"],
+            params["canary_key"],
+            control,
+            canary,
+        )
+
+    after = before if patch is None else client.patch(path, patch, dry_run=check_mode)
+    result: dict[str, Any] = {
+        "changed": objects_differ(before, after),
+        "backend": params["backend"],
+        "weights": _weights_of(after, params),
+        "previous_weights": _weights_of(before, params),
+        "object": strip_volatile(after),
+    }
+    result["observed"] = None
+    if params.get("observe") and not check_mode:
+        result["observed"] = observe_split(params["observe"], canary)
+    if want_diff:
+        result["diff"] = {
+            "before": strip_volatile(before),
+            "after": strip_volatile(after),
+        }
+    return result
+
+
+def main() -> None:
+    argument_spec = build_argument_spec(
+        AUTH_ARG_SPEC,
+        GUARD_ARG_SPEC,
+        name={"type": "str", "default": "veritas-traffic-config"},
+        namespace={"type": "str", "required": True},
+        backend={
+            "type": "str",
+            "choices": ["configmap", "route"],
+            "default": "configmap",
+        },
+        control={"type": "int", "required": True},
+        canary={"type": "int", "required": True},
+        control_key={"type": "str", "default": "control", "no_log": False},
+        canary_key={"type": "str", "default": "canary", "no_log": False},
+        route_control_service={"type": "str"},
+        route_canary_service={"type": "str"},
+        observe={
+            "type": "dict",
+            "options": {
+                "prometheus_url": {"type": "str", "required": True},
+                "query": {
+                    "type": "str",
+                    "default": '100 * sum(rate(veritas_http_requests_total{variant="canary"}[30s]))'
+                    ' / sum(rate(veritas_http_requests_total{variant=~"control|canary"}[30s]))',
+                },
+                "tolerance": {"type": "float", "default": 5},
+                "timeout": {"type": "int", "default": 120},
+                "interval": {"type": "float", "default": 2},
+                "bearer_token": {"type": "str", "no_log": True},
+                "validate_certs": {"type": "bool", "default": True},
+            },
+        },
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    if not HAS_KUBERNETES:
+        module.fail_json(
+            msg=missing_required_lib("kubernetes"),
+            exception=KUBERNETES_IMPORT_ERROR,
+            reason="missing_library",
+        )
+    try:
+        validate_weights(module.params["control"], module.params["canary"])
+        validate_observe(module.params["observe"])
+        result = set_traffic_split(
+            get_client(module.params), module.params, module.check_mode, module._diff
+        )
+    except ChaosError as exc:
+        module.fail_json(**exc.to_fail_kwargs())
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
