@@ -16,6 +16,12 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 VENV=${VENV:-$REPO/.venv}
 PYTHON_VERSION=${SANITY_PYTHON:-3.11}
 
+# ansible-test's shellcheck test needs the tool; Debian has it.
+if ! command -v shellcheck >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  { apt-get install -y -qq shellcheck || { apt-get update -qq && apt-get install -y -qq shellcheck; }; } >/dev/null 2>&1 \
+    || echo "sanity: could not install shellcheck; its test will be skipped" >&2
+fi
+
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/veritas-sanity.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 DEST=$WORK/ansible_collections/veritas/chaos
