@@ -7,7 +7,7 @@ export VERITAS_LAB_CACHE ?= $(HOME)/.cache/veritas-lab
 export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(REPO)/ansible.cfg
 
-.PHONY: help venv collection-link lab-build lab-up lab-down lab-status test test-unit sanity lint gameday gameday-canary bench clean
+.PHONY: help venv collection-link lab-build lab-up lab-down lab-status test test-unit sanity lint gameday gameday-canary molecule bench clean
 
 help:
 	@echo "make gameday    set up the lab and run playbooks/gameday-bluegreen.yml"
@@ -58,6 +58,10 @@ gameday: venv collection-link lab-up
 	@set -o pipefail; $(VENV)/bin/ansible-playbook -i inventories/lab playbooks/gameday-bluegreen.yml \
 	  | tee .lab/logs/gameday-bluegreen.log; rc=$$?; \
 	  echo; echo "results: $$(grep -o 'reports/[^ ]*report.md' .lab/logs/gameday-bluegreen.log | tail -1)"; exit $$rc
+
+# The game days' molecule scenarios (each game day, then its negative run) on a running lab.
+molecule: venv collection-link
+	molecule/run.sh
 
 gameday-canary: venv collection-link lab-up
 	$(VENV)/bin/ansible-playbook -i inventories/lab playbooks/gameday-canary.yml

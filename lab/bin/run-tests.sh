@@ -21,6 +21,8 @@ if [[ " ${failed[*]} " == *" lab-up "* ]]; then
 fi
 run pytest "$LAB_PY" -m pytest -q -p no:cacheprovider tests/unit tests/lab
 if [ -x tests/integration/run.sh ]; then run integration tests/integration/run.sh; fi
+# The game days themselves: each one, then a negative run that must fail (about 30 minutes).
+if [ -x molecule/run.sh ] && [ "${VERITAS_SKIP_GAMEDAYS:-0}" != 1 ]; then run molecule molecule/run.sh; fi
 
 if [ ${#failed[@]} -gt 0 ]; then log "FAILED: ${failed[*]}"; exit 1; fi
 log "all suites passed"

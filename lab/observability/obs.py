@@ -133,6 +133,18 @@ def rules(cfg: dict, dp: dict) -> dict:
                 "expr": f"histogram_quantile(0.5, sum by ({k}, le) (rate({hist}[{w}])))",
             },
         ]
+    # A short-window error ratio per variant for a fast rollback guard (the lab scrapes every
+    # second, so a few seconds hold enough samples); the game days' lab inventory points the
+    # guard at it.
+    fw = cfg.get("fast_rate_window")
+    if fw:
+        req = f'{rt["requests_metric"]}{{{job},{rt["requests_matchers"]}}}'
+        err = f'{rt["requests_metric"]}{{{job},{rt["requests_matchers"]},code=~"{rt["error_code_regex"]}"}}'
+        recs.append({
+            "record": f"veritas:error_ratio:rate{fw}",
+            "expr": (f"(sum by (namespace, variant) (rate({err}[{fw}])) or sum by (namespace, variant) "
+                     f"(rate({req}[{fw}])) * 0) / sum by (namespace, variant) (rate({req}[{fw}]))"),
+        })
     pb = f'haproxy_backend_http_responses_total{{job="{PROXY_JOB}",proxy=~"{variants}"}}'
     recs += [
         {
