@@ -19,7 +19,9 @@ if [[ " ${failed[*]} " == *" lab-up "* ]]; then
   log "lab did not come up; logs in $LAB_DIR/logs and $KWOK_WORKDIR/clusters/$LAB_CLUSTER/logs"
   exit 1
 fi
-run pytest "$LAB_PY" -m pytest -q -p no:cacheprovider tests/unit tests/lab
+# Two runs: each suite has its own conftest.py, and one process would import only one of them.
+run unit "$LAB_PY" -m pytest -q -p no:cacheprovider tests/unit
+run lab-tests "$LAB_PY" -m pytest -q -p no:cacheprovider tests/lab
 if [ -x tests/integration/run.sh ]; then run integration tests/integration/run.sh; fi
 # The game days themselves: each one, then a negative run that must fail (about 30 minutes).
 if [ -x molecule/run.sh ] && [ "${VERITAS_SKIP_GAMEDAYS:-0}" != 1 ]; then run molecule molecule/run.sh; fi

@@ -12,6 +12,7 @@ Configuration comes from the environment (the supervisor fills it from the pod s
   MODEL, VARIANT, DEPLOYMENT, POD_NAME, POD_NAMESPACE
   PER_TOKEN_MS (decode time per output token), PREFILL_MS (prefill on a cache miss),
   PREFILL_HIT_MS (prefill on a cache hit), CPU_FALLBACK_FACTOR, MAX_NUM_SEQS,
+  MODEL_LOAD_SECONDS (/health answers 503 "loading_model" that long after the start),
   KV_CACHE_CAPACITY, WARMUP_PROMPTS, WARMUP_SECONDS, SESSION_STORE_DIR (empty: in memory),
   VERITAS_FAULTS (JSON object {fault: params} applied at start), VERITAS_READY_FILE,
   VERITAS_LOG_FILE (events also appended there), VERITAS_CRI_LOG_FILE (the same in CRI format).
@@ -367,6 +368,9 @@ class Runtime:
         self.cpu_factor = max(1.0, _setting_float(env, "CPU_FALLBACK_FACTOR", 4.0))
         self.warmup_prompts = int(_setting_float(env, "WARMUP_PROMPTS", 64))
         self.warmup_seconds = _setting_float(env, "WARMUP_SECONDS", 3.0)
+        # Loading the model's weights: /health answers 503 until it is done, so a new pod is not
+        # Ready at once (a real LLM runtime takes seconds to minutes here).
+        self.model_load_seconds = max(0.0, _setting_float(env, "MODEL_LOAD_SECONDS", 0.0))
         self.started = time.time()
         self.log = Log(_setting(env, "LOG_FILE") or None, _setting(env, "CRI_LOG_FILE") or None)
         self.metrics = Metrics(self.model)
@@ -457,6 +461,9 @@ class Runtime:
         body: dict = {"pod": self.pod, "variant": self.variant, "model": self.model,
                       "mode": "gpu"}
         reasons = []
+        loading_left = self.started + self.model_load_seconds - time.time()
+        if loading_left > 0:
+            reasons.append(f"loading_model: {self.model} ({loading_left:.1f} s left)")
         gpu = self.fault("gpu-unavailable")
         if gpu is not None:
             if gpu["cpu_fallback"]:

@@ -332,3 +332,17 @@ def test_a_peer_resetting_its_connection_leaves_no_traceback(runtime):
     assert runtime.request("GET", "/health")[0] == 200
     assert "Traceback" not in runtime.output()
     assert "Traceback" not in Path(runtime.log_file).read_text()
+
+
+
+def test_health_is_503_while_the_model_loads_then_200():
+    t0 = time.monotonic()
+    with RuntimeProcess({**FAST, "MODEL_LOAD_SECONDS": "1.5"}) as rt:
+        status, _, body = rt.request("GET", "/health")
+        assert status == 503
+        assert "loading_model" in body["reason"]
+        deadline = time.monotonic() + 5
+        while rt.request("GET", "/health")[0] != 200:
+            assert time.monotonic() < deadline, "still loading 5 s after the start"
+            time.sleep(0.1)
+        assert time.monotonic() - t0 >= 1.4
