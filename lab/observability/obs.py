@@ -181,7 +181,11 @@ def rules(cfg: dict, dp: dict) -> dict:
 
     alerts = [
         alert(
-            "VeritasErrorRateHigh", f"veritas:error_ratio:{s} > {th['error_ratio']}", fr["error_ratio"],
+            # On the fast window when the lab has one, so the alert fires before a fast guard's
+            # rollback has ended the errors (the 30 s ratio would not pass 5% by then).
+            "VeritasErrorRateHigh",
+            f"veritas:error_ratio:rate{cfg['fast_rate_window']} > {th['error_ratio']}" if cfg.get("fast_rate_window")
+            else f"veritas:error_ratio:{s} > {th['error_ratio']}", fr["error_ratio"],
             "critical",
             "error ratio of {{ $labels.variant }} in {{ $labels.namespace }} is {{ $value | humanizePercentage }}"
             f" (> {th['error_ratio']:.0%})",
