@@ -42,6 +42,13 @@ for s in "${SCENARIOS[@]}"; do
   ms=$((($(date +%s%N) - start) / 1000000))
   line=$(printf '%-40s %-4s %4d.%01d s   %s' "$s" "$result" $((ms / 1000)) $((ms % 1000 / 100)) "reports/molecule/logs/$s.log")
   echo "$line"
+  if [ "$result" = FAIL ]; then
+    # CI keeps only this output: show why, not just that.
+    echo "---- last lines of $s.log"
+    grep -E 'fatal:|FAILED!|failed=[1-9]|"msg":|fail_msg|assert' "$LOGS/$s.log" | tail -n 15 | cut -c1-400
+    tail -n 25 "$LOGS/$s.log" | cut -c1-400
+    echo "----"
+  fi
 done
 total=$((($(date +%s%N) - total_start) / 1000000000))
 echo
