@@ -9,6 +9,7 @@ the same expired Lease cannot both win.
 
 from __future__ import annotations
 
+import copy
 import datetime
 from typing import Any
 
@@ -23,6 +24,9 @@ ACQUIRE = "acquire"
 TAKE_OVER = "take_over"
 RENEW = "renew"
 HELD = "held"
+
+# Why the lock is held (which game day, which run), so whoever is refused sees who and why.
+PURPOSE_ANNOTATION = "veritas.chaos/lock-purpose"
 
 
 def utcnow() -> datetime.datetime:
@@ -94,8 +98,42 @@ def lease_spec(
     }
 
 
+def lease_purpose(lease: dict[str, Any] | None) -> str | None:
+    """The purpose recorded on a Lease (annotation veritas.chaos/lock-purpose), if any."""
+    annotations = ((lease or {}).get("metadata") or {}).get("annotations") or {}
+    return annotations.get(PURPOSE_ANNOTATION)
+
+
+def lease_summary(lease: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Holder, times and purpose of a Lease in plain terms; None without a Lease."""
+    if lease is None:
+        return None
+    metadata = lease.get("metadata") or {}
+    spec = lease.get("spec") or {}
+    expiry = lease_expiry(spec)
+    duration = spec.get("leaseDurationSeconds")
+    return {
+        "name": metadata.get("name"),
+        "namespace": metadata.get("namespace"),
+        "holder": spec.get("holderIdentity") or None,
+        "acquired_at": spec.get("acquireTime"),
+        "renewed_at": spec.get("renewTime"),
+        "expires_at": format_micro_time(expiry) if expiry else None,
+        "duration": int(duration) if duration is not None else None,
+        "purpose": lease_purpose(lease),
+    }
+
+
 class LeaseLock:
-    """Acquire and release one Lease; in check mode only the refusal is evaluated."""
+    """Acquire and release one Lease.
+
+    ``activity`` names what the lock protects in refusals ("Another switch is in progress").
+    ``purpose``, when set, is written to the annotation veritas.chaos/lock-purpose and shown
+    to whoever is refused. After :meth:`acquire` or :meth:`release_held`, ``before`` is the
+    Lease as it was read; after :meth:`acquire`, ``written`` is the server's answer to the
+    write (also for a dry run). ``lease`` is only set by a real write and is what
+    :meth:`release` deletes.
+    """
 
     def __init__(
         self,
@@ -104,13 +142,19 @@ class LeaseLock:
         name: str,
         holder: str,
         duration_seconds: int,
+        purpose: str | None = None,
+        activity: str = "switch",
     ) -> None:
         self.client = client
         self.namespace = namespace
         self.name = name
         self.holder = holder
         self.duration_seconds = duration_seconds
+        self.purpose = purpose
+        self.activity = activity
         self.lease: dict[str, Any] | None = None
+        self.before: dict[str, Any] | None = None
+        self.written: dict[str, Any] | None = None
 
     @property
     def path(self) -> str:
@@ -119,18 +163,31 @@ class LeaseLock:
     def read(self) -> dict[str, Any] | None:
         return self.client.get(self.path, missing_ok=True)
 
-    def _refuse(self, spec: dict[str, Any]) -> ChaosError:
+    def _holder_details(
+        self, lease: dict[str, Any] | None
+    ) -> tuple[str, dict[str, Any]]:
+        """'X (purpose: P) until T' and the error details naming holder, purpose and expiry."""
+        spec = (lease or {}).get("spec") or {}
         expiry = lease_expiry(spec)
+        expires = format_micro_time(expiry) if expiry else None
+        purpose = lease_purpose(lease)
+        text = "{}{} until {}".format(
+            spec.get("holderIdentity"),
+            f" (purpose: {purpose})" if purpose else "",
+            expires or "unknown",
+        )
+        return text, {
+            "lock_holder": spec.get("holderIdentity"),
+            "lock_purpose": purpose,
+            "lock_expires": expires,
+        }
+
+    def _refuse(self, lease: dict[str, Any] | None) -> ChaosError:
+        text, details = self._holder_details(lease)
         return ChaosError(
-            "Another switch is in progress: Lease {}/{} is held by {} until {}.".format(
-                self.namespace,
-                self.name,
-                spec.get("holderIdentity"),
-                format_micro_time(expiry) if expiry else "unknown",
-            ),
+            f"Another {self.activity} is in progress: Lease {self.namespace}/{self.name} is held by {text}.",
             reason="locked",
-            lock_holder=spec.get("holderIdentity"),
-            lock_expires=format_micro_time(expiry) if expiry else None,
+            **details,
         )
 
     def check(self, now: datetime.datetime | None = None) -> str:
@@ -140,48 +197,126 @@ class LeaseLock:
             current.get("spec") if current else None, self.holder, now or utcnow()
         )
         if decision == HELD:
-            raise self._refuse(current["spec"] if current else {})
+            raise self._refuse(current)
         return decision
 
-    def acquire(self, now: datetime.datetime | None = None) -> str:
+    def acquire(
+        self, now: datetime.datetime | None = None, dry_run: bool = False
+    ) -> str:
+        """Create, renew or take over the Lease; raises 'locked' when another holder has it.
+
+        A renewal keeps acquireTime and moves renewTime (and the duration and purpose) on.
+        With dry_run the writes are server-side dry runs and ``lease`` stays unset.
+        """
         moment = now or utcnow()
         current = self.read()
+        self.before = current
+        self.written = None
         spec = current.get("spec") if current else None
         decision = lock_decision(spec, self.holder, moment)
         if decision == HELD:
-            raise self._refuse(spec or {})
+            raise self._refuse(current)
         try:
             if current is None:
+                metadata: dict[str, Any] = {
+                    "name": self.name,
+                    "namespace": self.namespace,
+                    "labels": {"app.kubernetes.io/managed-by": "veritas.chaos"},
+                }
+                if self.purpose is not None:
+                    metadata["annotations"] = {PURPOSE_ANNOTATION: self.purpose}
                 body = {
                     "apiVersion": LEASE_API,
                     "kind": "Lease",
-                    "metadata": {
-                        "name": self.name,
-                        "namespace": self.namespace,
-                        "labels": {"app.kubernetes.io/managed-by": "veritas.chaos"},
-                    },
+                    "metadata": metadata,
                     "spec": lease_spec(self.holder, self.duration_seconds, moment),
                 }
-                self.lease = self.client.create(
-                    resource_path(LEASE_API, "leases", self.namespace), body
+                written = self.client.create(
+                    resource_path(LEASE_API, "leases", self.namespace),
+                    body,
+                    dry_run=dry_run,
                 )
             else:
                 acquire_time = (
                     (spec or {}).get("acquireTime") if decision == RENEW else None
                 )
-                body = dict(current)
+                body = copy.deepcopy(current)
                 body["spec"] = lease_spec(
                     self.holder, self.duration_seconds, moment, acquire_time
                 )
-                self.lease = self.client.replace(self.path, body)
+                metadata = body.setdefault("metadata", {})
+                annotations = metadata.get("annotations") or {}
+                if self.purpose is not None:
+                    annotations[PURPOSE_ANNOTATION] = self.purpose
+                elif decision != RENEW:
+                    # The previous holder's purpose is not ours.
+                    annotations.pop(PURPOSE_ANNOTATION, None)
+                if annotations:
+                    metadata["annotations"] = annotations
+                else:
+                    metadata.pop("annotations", None)
+                written = self.client.replace(self.path, body, dry_run=dry_run)
         except ChaosError as exc:
             if exc.reason in ("conflict", "already_exists"):
                 raise ChaosError(
-                    f"Another switch took Lease {self.namespace}/{self.name} at the same moment; try again.",
+                    f"Another {self.activity} took Lease {self.namespace}/{self.name} at the same moment; try again.",
                     reason="locked",
                 ) from exc
             raise
+        self.written = written
+        if not dry_run:
+            self.lease = written
         return decision
+
+    def release_held(
+        self, force: bool = False, dry_run: bool = False
+    ) -> dict[str, Any] | None:
+        """Delete the Lease when this holder has it (any holder with force).
+
+        Returns the Lease that was (or, with dry_run, would be) deleted; None when there is
+        none, or (without force) when it has no holder, which is a free lock. Raises 'locked'
+        when another holder has it, expired or not, and force is off, and when the Lease
+        changed between the read and the delete (resourceVersion precondition), so a lock
+        taken over at that moment is never deleted.
+        """
+        current = self.read()
+        self.before = current
+        if current is None:
+            return None
+        spec = current.get("spec") or {}
+        if not force and not spec.get("holderIdentity"):
+            return None
+        if spec.get("holderIdentity") != self.holder and not force:
+            text, details = self._holder_details(current)
+            expired = lease_expired(spec, utcnow())
+            raise ChaosError(
+                f"Refusing to release Lease {self.namespace}/{self.name}: it is held by {text}"
+                f"{' (expired)' if expired else ''}, not by {self.holder}. "
+                "Set force=true to delete it anyway.",
+                reason="locked",
+                lock_expired=expired,
+                **details,
+            )
+        version = (current.get("metadata") or {}).get("resourceVersion")
+        try:
+            self.client.delete(
+                self.path,
+                dry_run=dry_run,
+                preconditions={"resourceVersion": version} if version else None,
+            )
+        except ChaosError as exc:
+            if exc.reason == "not_found":
+                self.before = None
+                return None
+            if exc.reason == "conflict":
+                raise ChaosError(
+                    f"Lease {self.namespace}/{self.name} changed while it was being released; try again.",
+                    reason="locked",
+                ) from exc
+            raise
+        if not dry_run:
+            self.lease = None
+        return current
 
     def release(self) -> None:
         """Delete the lease if it is still ours (resourceVersion precondition)."""
