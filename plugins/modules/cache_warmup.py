@@ -200,7 +200,7 @@ pods:
 import time
 from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.veritas.chaos.plugins.module_utils._args import (
     AUTH_ARG_SPEC,
     GUARD_ARG_SPEC,
@@ -208,8 +208,6 @@ from ansible_collections.veritas.chaos.plugins.module_utils._args import (
 )
 from ansible_collections.veritas.chaos.plugins.module_utils._blast import is_candidate
 from ansible_collections.veritas.chaos.plugins.module_utils._client import (
-    HAS_KUBERNETES,
-    KUBERNETES_IMPORT_ERROR,
     KubeClient,
     get_client,
     resource_path,
@@ -218,6 +216,7 @@ from ansible_collections.veritas.chaos.plugins.module_utils._errors import Chaos
 from ansible_collections.veritas.chaos.plugins.module_utils._guard import (
     guard_namespace,
 )
+from ansible_collections.veritas.chaos.plugins.module_utils._runner import run_module
 from ansible_collections.veritas.chaos.plugins.module_utils._runtime_cli import (
     cache_status_command,
     cache_summary,
@@ -505,20 +504,14 @@ def main() -> None:
         exec_timeout={"type": "int", "default": 30},
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    if not HAS_KUBERNETES:
-        module.fail_json(
-            msg=missing_required_lib("kubernetes"),
-            exception=KUBERNETES_IMPORT_ERROR,
-            reason="missing_library",
-        )
-    try:
+
+    def action() -> dict[str, Any]:
         validate_params(module.params)
-        result = cache_warmup(
+        return cache_warmup(
             get_client(module.params), module.params, module.check_mode, module._diff
         )
-    except ChaosError as exc:
-        module.fail_json(**exc.to_fail_kwargs())
-    module.exit_json(**result)
+
+    run_module(module, action)
 
 
 if __name__ == "__main__":

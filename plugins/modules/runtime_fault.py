@@ -487,7 +487,7 @@ restored:
 import time
 from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.veritas.chaos.plugins.module_utils._args import (
     AUTH_ARG_SPEC,
     GUARD_ARG_SPEC,
@@ -501,8 +501,6 @@ from ansible_collections.veritas.chaos.plugins.module_utils._blast import (
     validate_caps,
 )
 from ansible_collections.veritas.chaos.plugins.module_utils._client import (
-    HAS_KUBERNETES,
-    KUBERNETES_IMPORT_ERROR,
     KubeClient,
     get_client,
     resource_path,
@@ -517,6 +515,7 @@ from ansible_collections.veritas.chaos.plugins.module_utils._prom_confirm import
     validate_confirm_options,
     wait_for_condition,
 )
+from ansible_collections.veritas.chaos.plugins.module_utils._runner import run_module
 from ansible_collections.veritas.chaos.plugins.module_utils._runtime_cli import (
     CLEAR,
     NONE,
@@ -1229,22 +1228,16 @@ def main() -> None:
         ],
         supports_check_mode=True,
     )
-    if not HAS_KUBERNETES:
-        module.fail_json(
-            msg=missing_required_lib("kubernetes"),
-            exception=KUBERNETES_IMPORT_ERROR,
-            reason="missing_library",
-        )
-    try:
+
+    def action() -> dict[str, Any]:
         validate_params(module.params)
-        result = runtime_fault(
+        return runtime_fault(
             get_client(module.params), module.params, module.check_mode, module._diff
         )
-    except ChaosError as exc:
-        module.fail_json(**exc.to_fail_kwargs())
-    for warning in result["confirmation"]["warnings"]:
-        module.warn(warning)
-    module.exit_json(**result)
+
+    run_module(
+        module, action, warnings=lambda result: result["confirmation"]["warnings"]
+    )
 
 
 if __name__ == "__main__":
