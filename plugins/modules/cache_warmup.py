@@ -206,11 +206,9 @@ from ansible_collections.veritas.chaos.plugins.module_utils._args import (
     GUARD_ARG_SPEC,
     build_argument_spec,
 )
-from ansible_collections.veritas.chaos.plugins.module_utils._blast import is_candidate
 from ansible_collections.veritas.chaos.plugins.module_utils._client import (
     KubeClient,
     get_client,
-    resource_path,
 )
 from ansible_collections.veritas.chaos.plugins.module_utils._errors import ChaosError
 from ansible_collections.veritas.chaos.plugins.module_utils._guard import (
@@ -225,7 +223,8 @@ from ansible_collections.veritas.chaos.plugins.module_utils._runtime_cli import 
     parse_cache_status,
 )
 from ansible_collections.veritas.chaos.plugins.module_utils._runtime_exec import (
-    run_checked,
+    run_in_pod,
+    running_pods,
 )
 
 WARMUP = "warmup"
@@ -269,25 +268,6 @@ def validate_params(params: dict[str, Any]) -> None:
     cli_prefix(params["cli_path"])
 
 
-def run_in_pod(
-    client: KubeClient,
-    params: dict[str, Any],
-    pod: str,
-    command: list[str],
-    idempotent: bool = True,
-) -> str:
-    """Run a command in a pod; its stdout, or a ChaosError naming the pod, command and stderr."""
-    return run_checked(
-        client,
-        params["namespace"],
-        pod,
-        command,
-        container=params["container"],
-        timeout=params["exec_timeout"],
-        idempotent=idempotent,
-    )
-
-
 def read_status(
     client: KubeClient, params: dict[str, Any], cli: list[str], pod: str
 ) -> dict[str, Any]:
@@ -326,14 +306,10 @@ def cache_warmup(
     )
     guard_namespace(client, namespace, params)
     cli = cli_prefix(params["cli_path"])
-    listed = client.list(
-        resource_path("v1", "pods", namespace), label_selector=params["label_selector"]
-    )
-    pods = sorted(
+    pods = [
         pod["metadata"]["name"]
-        for pod in listed
-        if is_candidate(pod) and (pod.get("status") or {}).get("phase") == "Running"
-    )
+        for pod in running_pods(client, namespace, params["label_selector"])
+    ]
     if not pods:
         raise ChaosError(
             "No running pods match {} in namespace {}; nothing to warm.".format(

@@ -496,7 +496,6 @@ from ansible_collections.veritas.chaos.plugins.module_utils._args import (
 from ansible_collections.veritas.chaos.plugins.module_utils._blast import (
     blast_radius_refusal,
     choose,
-    is_candidate,
     pods_to_kill,
     validate_caps,
 )
@@ -544,7 +543,8 @@ from ansible_collections.veritas.chaos.plugins.module_utils._runtime_cli import 
     validate_fault_options,
 )
 from ansible_collections.veritas.chaos.plugins.module_utils._runtime_exec import (
-    run_checked,
+    run_in_pod,
+    running_pods,
 )
 
 NETWORK_POLICY_API = "networking.k8s.io/v1"
@@ -601,37 +601,6 @@ def validate_params(params: dict[str, Any]) -> None:
                     )
         parse_label_selector(params["label_selector"])
     cli_prefix(params["cli_path"])
-
-
-def running_pods(
-    client: KubeClient, namespace: str, selector: str
-) -> list[dict[str, Any]]:
-    pods = client.list(resource_path("v1", "pods", namespace), label_selector=selector)
-    live = [
-        pod
-        for pod in pods
-        if is_candidate(pod) and (pod.get("status") or {}).get("phase") == "Running"
-    ]
-    return sorted(live, key=lambda pod: pod["metadata"]["name"])
-
-
-def run_in_pod(
-    client: KubeClient,
-    params: dict[str, Any],
-    pod: str,
-    command: list[str],
-    idempotent: bool = True,
-) -> str:
-    """Run a command in a pod; its stdout, or a ChaosError naming the pod, command and stderr."""
-    return run_checked(
-        client,
-        params["namespace"],
-        pod,
-        command,
-        container=params["container"],
-        timeout=params["exec_timeout"],
-        idempotent=idempotent,
-    )
 
 
 class RuntimeCliBackend:
