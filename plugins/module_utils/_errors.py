@@ -1,6 +1,7 @@
 # Copyright: (c) 2026, Veritas SPARK team
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The one exception type of veritas.chaos; only a module's main() turns it into fail_json."""
+"""The one exception type of veritas.chaos; only run_module (_runner.py), the end of a module's
+main(), turns it into fail_json."""
 
 from __future__ import annotations
 

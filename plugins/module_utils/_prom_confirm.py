@@ -15,10 +15,11 @@ import math
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlencode
 
-from ansible.module_utils.urls import open_url
 from ansible_collections.veritas.chaos.plugins.module_utils._errors import ChaosError
+from ansible_collections.veritas.chaos.plugins.module_utils._prometheus import (
+    PrometheusClient,
+)
 
 CONDITIONS: tuple[str, ...] = ("above", "below", "no_data")
 
@@ -128,12 +129,6 @@ def validate_confirm_options(options: dict[str, Any] | None) -> None:
             )
 
 
-def query_url(base_url: str, query: str) -> str:
-    return "{}/api/v1/query?{}".format(
-        base_url.rstrip("/"), urlencode({"query": query})
-    )
-
-
 def instant_query(
     base_url: str,
     query: str,
@@ -142,28 +137,31 @@ def instant_query(
     timeout: float = 10,
 ) -> list[dict[str, Any]]:
     """Run an instant query; the samples, or a ChaosError (unreachable, HTTP error, bad query)."""
-    headers = {"Accept": "application/json"}
-    if bearer_token:
-        headers["Authorization"] = f"Bearer {bearer_token}"
     try:
-        response = open_url(
-            query_url(base_url, query),
-            headers=headers,
-            validate_certs=validate_certs,
+        client = PrometheusClient(
+            base_url,
             timeout=timeout,
+            bearer_token=bearer_token,
+            validate_certs=validate_certs,
         )
-        body = response.read()
-    except Exception as exc:  # HTTPError carries the Prometheus error body
-        reader = getattr(exc, "read", None)
-        if callable(reader):
-            try:
-                return parse_query_response(reader())
-            except ChaosError as inner:
-                raise inner from exc
+    except ChaosError as exc:
+        # Not an http(s) URL: no answer, as with a refused connection (retried until timeout).
+        raise ChaosError(
+            f"Prometheus at {base_url} unreachable: {exc.msg}",
+            reason="prometheus_error",
+        ) from exc
+    try:
+        # An HTTP error's JSON body comes back as the answer: Prometheus explains itself there.
+        payload = client.fetch(query)
+    except ValueError as exc:
+        raise ChaosError(
+            "Prometheus returned something other than JSON.", reason="prometheus_error"
+        ) from exc
+    except Exception as exc:  # connection refused, TLS, timeout
         raise ChaosError(
             f"Prometheus at {base_url} unreachable: {exc}", reason="prometheus_error"
         ) from exc
-    return parse_query_response(body)
+    return parse_query_response(payload)
 
 
 def wait_for_condition(

@@ -5,8 +5,13 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
-from ansible_collections.veritas.chaos.plugins.module_utils._client import KubeClient
+from ansible_collections.veritas.chaos.plugins.module_utils._blast import is_candidate
+from ansible_collections.veritas.chaos.plugins.module_utils._client import (
+    KubeClient,
+    resource_path,
+)
 from ansible_collections.veritas.chaos.plugins.module_utils._errors import ChaosError
 from ansible_collections.veritas.chaos.plugins.module_utils._exec import (
     ExecResult,
@@ -58,3 +63,35 @@ def run_checked(
             rc=result.rc,
         )
     return result.stdout
+
+
+def run_in_pod(
+    client: KubeClient,
+    params: dict[str, Any],
+    pod: str,
+    command: list[str],
+    idempotent: bool = True,
+) -> str:
+    """run_checked with the module's namespace, container and exec_timeout parameters."""
+    return run_checked(
+        client,
+        params["namespace"],
+        pod,
+        command,
+        container=params["container"],
+        timeout=params["exec_timeout"],
+        idempotent=idempotent,
+    )
+
+
+def running_pods(
+    client: KubeClient, namespace: str, selector: str
+) -> list[dict[str, Any]]:
+    """The live pods in phase Running that match selector, sorted by name (the exec targets)."""
+    pods = client.list(resource_path("v1", "pods", namespace), label_selector=selector)
+    live = [
+        pod
+        for pod in pods
+        if is_candidate(pod) and (pod.get("status") or {}).get("phase") == "Running"
+    ]
+    return sorted(live, key=lambda pod: pod["metadata"]["name"])

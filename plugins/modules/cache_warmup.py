@@ -200,24 +200,21 @@ pods:
 import time
 from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.veritas.chaos.plugins.module_utils._args import (
     AUTH_ARG_SPEC,
     GUARD_ARG_SPEC,
     build_argument_spec,
 )
-from ansible_collections.veritas.chaos.plugins.module_utils._blast import is_candidate
 from ansible_collections.veritas.chaos.plugins.module_utils._client import (
-    HAS_KUBERNETES,
-    KUBERNETES_IMPORT_ERROR,
     KubeClient,
     get_client,
-    resource_path,
 )
 from ansible_collections.veritas.chaos.plugins.module_utils._errors import ChaosError
 from ansible_collections.veritas.chaos.plugins.module_utils._guard import (
     guard_namespace,
 )
+from ansible_collections.veritas.chaos.plugins.module_utils._runner import run_module
 from ansible_collections.veritas.chaos.plugins.module_utils._runtime_cli import (
     cache_status_command,
     cache_summary,
@@ -226,7 +223,8 @@ from ansible_collections.veritas.chaos.plugins.module_utils._runtime_cli import 
     parse_cache_status,
 )
 from ansible_collections.veritas.chaos.plugins.module_utils._runtime_exec import (
-    run_checked,
+    run_in_pod,
+    running_pods,
 )
 
 WARMUP = "warmup"
@@ -270,25 +268,6 @@ def validate_params(params: dict[str, Any]) -> None:
     cli_prefix(params["cli_path"])
 
 
-def run_in_pod(
-    client: KubeClient,
-    params: dict[str, Any],
-    pod: str,
-    command: list[str],
-    idempotent: bool = True,
-) -> str:
-    """Run a command in a pod; its stdout, or a ChaosError naming the pod, command and stderr."""
-    return run_checked(
-        client,
-        params["namespace"],
-        pod,
-        command,
-        container=params["container"],
-        timeout=params["exec_timeout"],
-        idempotent=idempotent,
-    )
-
-
 def read_status(
     client: KubeClient, params: dict[str, Any], cli: list[str], pod: str
 ) -> dict[str, Any]:
@@ -327,14 +306,10 @@ def cache_warmup(
     )
     guard_namespace(client, namespace, params)
     cli = cli_prefix(params["cli_path"])
-    listed = client.list(
-        resource_path("v1", "pods", namespace), label_selector=params["label_selector"]
-    )
-    pods = sorted(
+    pods = [
         pod["metadata"]["name"]
-        for pod in listed
-        if is_candidate(pod) and (pod.get("status") or {}).get("phase") == "Running"
-    )
+        for pod in running_pods(client, namespace, params["label_selector"])
+    ]
     if not pods:
         raise ChaosError(
             "No running pods match {} in namespace {}; nothing to warm.".format(
@@ -505,20 +480,14 @@ def main() -> None:
         exec_timeout={"type": "int", "default": 30},
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    if not HAS_KUBERNETES:
-        module.fail_json(
-            msg=missing_required_lib("kubernetes"),
-            exception=KUBERNETES_IMPORT_ERROR,
-            reason="missing_library",
-        )
-    try:
+
+    def action() -> dict[str, Any]:
         validate_params(module.params)
-        result = cache_warmup(
+        return cache_warmup(
             get_client(module.params), module.params, module.check_mode, module._diff
         )
-    except ChaosError as exc:
-        module.fail_json(**exc.to_fail_kwargs())
-    module.exit_json(**result)
+
+    run_module(module, action)
 
 
 if __name__ == "__main__":

@@ -384,7 +384,7 @@ thresholds:
 import time
 from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule, env_fallback
 from ansible_collections.veritas.chaos.plugins.module_utils._analysis import (
     ERROR_RATIO_RECORD,
     FAIL,
@@ -402,8 +402,6 @@ from ansible_collections.veritas.chaos.plugins.module_utils._args import (
     build_argument_spec,
 )
 from ansible_collections.veritas.chaos.plugins.module_utils._client import (
-    HAS_KUBERNETES,
-    KUBERNETES_IMPORT_ERROR,
     KubeClient,
     get_client,
     resource_path,
@@ -419,6 +417,7 @@ from ansible_collections.veritas.chaos.plugins.module_utils._prometheus import (
 from ansible_collections.veritas.chaos.plugins.module_utils._rollback import (
     rollback_traffic,
 )
+from ansible_collections.veritas.chaos.plugins.module_utils._runner import run_module
 
 
 def settings_from(params: dict[str, Any]) -> Settings:
@@ -629,17 +628,12 @@ def main() -> None:
         required_one_of=[("duration", "samples")],
         required_if=[("rollback", True, ("namespace",))],
     )
-    if module.params["rollback"] and not HAS_KUBERNETES:
-        module.fail_json(
-            msg=missing_required_lib("kubernetes"),
-            exception=KUBERNETES_IMPORT_ERROR,
-            reason="missing_library",
-        )
-    try:
-        result = analyse(module.params, module.check_mode, module._diff)
-    except ChaosError as exc:
-        module.fail_json(**exc.to_fail_kwargs())
-    module.exit_json(**result)
+    # Only the rollback talks to Kubernetes; the analysis alone needs Prometheus only.
+    run_module(
+        module,
+        lambda: analyse(module.params, module.check_mode, module._diff),
+        needs_kubernetes=module.params["rollback"],
+    )
 
 
 if __name__ == "__main__":

@@ -172,7 +172,7 @@ endpoints:
 
 from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.veritas.chaos.plugins.module_utils._args import (
     AUTH_ARG_SPEC,
     GUARD_ARG_SPEC,
@@ -183,16 +183,14 @@ from ansible_collections.veritas.chaos.plugins.module_utils._blast import (
     is_ready,
 )
 from ansible_collections.veritas.chaos.plugins.module_utils._client import (
-    HAS_KUBERNETES,
-    KUBERNETES_IMPORT_ERROR,
     KubeClient,
     get_client,
     resource_path,
 )
-from ansible_collections.veritas.chaos.plugins.module_utils._errors import ChaosError
 from ansible_collections.veritas.chaos.plugins.module_utils._guard import (
     guard_namespace,
 )
+from ansible_collections.veritas.chaos.plugins.module_utils._runner import run_module
 from ansible_collections.veritas.chaos.plugins.module_utils._selector import (
     PREVIOUS_SELECTOR_ANNOTATION,
     decode_selector,
@@ -324,17 +322,9 @@ def main() -> None:
         pod_selector={"type": "str"},
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    if not HAS_KUBERNETES:
-        module.fail_json(
-            msg=missing_required_lib("kubernetes"),
-            exception=KUBERNETES_IMPORT_ERROR,
-            reason="missing_library",
-        )
-    try:
-        result = read_gameday_state(get_client(module.params), module.params)
-    except ChaosError as exc:
-        module.fail_json(**exc.to_fail_kwargs())
-    module.exit_json(**result)
+    run_module(
+        module, lambda: read_gameday_state(get_client(module.params), module.params)
+    )
 
 
 if __name__ == "__main__":

@@ -251,15 +251,13 @@ targets:
 import shlex
 from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.veritas.chaos.plugins.module_utils._args import (
     AUTH_ARG_SPEC,
     GUARD_ARG_SPEC,
     build_argument_spec,
 )
 from ansible_collections.veritas.chaos.plugins.module_utils._client import (
-    HAS_KUBERNETES,
-    KUBERNETES_IMPORT_ERROR,
     KubeClient,
     get_client,
     resource_path,
@@ -286,6 +284,7 @@ from ansible_collections.veritas.chaos.plugins.module_utils._nodes import (
     runtime_list_command,
     runtime_set_command,
 )
+from ansible_collections.veritas.chaos.plugins.module_utils._runner import run_module
 
 STATES = ("present", "absent")
 
@@ -730,20 +729,14 @@ def main() -> None:
         argument_spec=argument_spec(),
         supports_check_mode=True,
     )
-    if not HAS_KUBERNETES:
-        module.fail_json(
-            msg=missing_required_lib("kubernetes"),
-            exception=KUBERNETES_IMPORT_ERROR,
-            reason="missing_library",
-        )
-    try:
+
+    def action() -> dict[str, Any]:
         validate(module.params)
-        result = gpu_fault(
+        return gpu_fault(
             get_client(module.params), module.params, module.check_mode, module._diff
         )
-    except ChaosError as exc:
-        module.fail_json(**exc.to_fail_kwargs())
-    module.exit_json(**result)
+
+    run_module(module, action)
 
 
 if __name__ == "__main__":

@@ -178,7 +178,7 @@ import json
 import time
 from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.veritas.chaos.plugins.module_utils._args import (
     AUTH_ARG_SPEC,
     GUARD_ARG_SPEC,
@@ -193,8 +193,6 @@ from ansible_collections.veritas.chaos.plugins.module_utils._blast import (
     validate_caps,
 )
 from ansible_collections.veritas.chaos.plugins.module_utils._client import (
-    HAS_KUBERNETES,
-    KUBERNETES_IMPORT_ERROR,
     KubeClient,
     get_client,
     resource_path,
@@ -203,6 +201,7 @@ from ansible_collections.veritas.chaos.plugins.module_utils._errors import Chaos
 from ansible_collections.veritas.chaos.plugins.module_utils._guard import (
     guard_namespace,
 )
+from ansible_collections.veritas.chaos.plugins.module_utils._runner import run_module
 
 
 def validate_params(params: dict[str, Any]) -> None:
@@ -442,20 +441,14 @@ def main() -> None:
         mutually_exclusive=[("count", "percent")],
         supports_check_mode=True,
     )
-    if not HAS_KUBERNETES:
-        module.fail_json(
-            msg=missing_required_lib("kubernetes"),
-            exception=KUBERNETES_IMPORT_ERROR,
-            reason="missing_library",
-        )
-    try:
+
+    def action() -> dict[str, Any]:
         validate_params(module.params)
-        result = kill_pods(
+        return kill_pods(
             get_client(module.params), module.params, module.check_mode, module._diff
         )
-    except ChaosError as exc:
-        module.fail_json(**exc.to_fail_kwargs())
-    module.exit_json(**result)
+
+    run_module(module, action)
 
 
 if __name__ == "__main__":

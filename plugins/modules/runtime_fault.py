@@ -487,7 +487,7 @@ restored:
 import time
 from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.veritas.chaos.plugins.module_utils._args import (
     AUTH_ARG_SPEC,
     GUARD_ARG_SPEC,
@@ -496,13 +496,10 @@ from ansible_collections.veritas.chaos.plugins.module_utils._args import (
 from ansible_collections.veritas.chaos.plugins.module_utils._blast import (
     blast_radius_refusal,
     choose,
-    is_candidate,
     pods_to_kill,
     validate_caps,
 )
 from ansible_collections.veritas.chaos.plugins.module_utils._client import (
-    HAS_KUBERNETES,
-    KUBERNETES_IMPORT_ERROR,
     KubeClient,
     get_client,
     resource_path,
@@ -517,6 +514,7 @@ from ansible_collections.veritas.chaos.plugins.module_utils._prom_confirm import
     validate_confirm_options,
     wait_for_condition,
 )
+from ansible_collections.veritas.chaos.plugins.module_utils._runner import run_module
 from ansible_collections.veritas.chaos.plugins.module_utils._runtime_cli import (
     CLEAR,
     NONE,
@@ -545,7 +543,8 @@ from ansible_collections.veritas.chaos.plugins.module_utils._runtime_cli import 
     validate_fault_options,
 )
 from ansible_collections.veritas.chaos.plugins.module_utils._runtime_exec import (
-    run_checked,
+    run_in_pod,
+    running_pods,
 )
 
 NETWORK_POLICY_API = "networking.k8s.io/v1"
@@ -602,37 +601,6 @@ def validate_params(params: dict[str, Any]) -> None:
                     )
         parse_label_selector(params["label_selector"])
     cli_prefix(params["cli_path"])
-
-
-def running_pods(
-    client: KubeClient, namespace: str, selector: str
-) -> list[dict[str, Any]]:
-    pods = client.list(resource_path("v1", "pods", namespace), label_selector=selector)
-    live = [
-        pod
-        for pod in pods
-        if is_candidate(pod) and (pod.get("status") or {}).get("phase") == "Running"
-    ]
-    return sorted(live, key=lambda pod: pod["metadata"]["name"])
-
-
-def run_in_pod(
-    client: KubeClient,
-    params: dict[str, Any],
-    pod: str,
-    command: list[str],
-    idempotent: bool = True,
-) -> str:
-    """Run a command in a pod; its stdout, or a ChaosError naming the pod, command and stderr."""
-    return run_checked(
-        client,
-        params["namespace"],
-        pod,
-        command,
-        container=params["container"],
-        timeout=params["exec_timeout"],
-        idempotent=idempotent,
-    )
 
 
 class RuntimeCliBackend:
@@ -1229,22 +1197,16 @@ def main() -> None:
         ],
         supports_check_mode=True,
     )
-    if not HAS_KUBERNETES:
-        module.fail_json(
-            msg=missing_required_lib("kubernetes"),
-            exception=KUBERNETES_IMPORT_ERROR,
-            reason="missing_library",
-        )
-    try:
+
+    def action() -> dict[str, Any]:
         validate_params(module.params)
-        result = runtime_fault(
+        return runtime_fault(
             get_client(module.params), module.params, module.check_mode, module._diff
         )
-    except ChaosError as exc:
-        module.fail_json(**exc.to_fail_kwargs())
-    for warning in result["confirmation"]["warnings"]:
-        module.warn(warning)
-    module.exit_json(**result)
+
+    run_module(
+        module, action, warnings=lambda result: result["confirmation"]["warnings"]
+    )
 
 
 if __name__ == "__main__":

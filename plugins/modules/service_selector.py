@@ -225,7 +225,7 @@ lock:
 import socket
 from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.veritas.chaos.plugins.module_utils._args import (
     AUTH_ARG_SPEC,
     GUARD_ARG_SPEC,
@@ -233,8 +233,6 @@ from ansible_collections.veritas.chaos.plugins.module_utils._args import (
 )
 from ansible_collections.veritas.chaos.plugins.module_utils._blast import is_ready
 from ansible_collections.veritas.chaos.plugins.module_utils._client import (
-    HAS_KUBERNETES,
-    KUBERNETES_IMPORT_ERROR,
     KubeClient,
     get_client,
     objects_differ,
@@ -247,6 +245,7 @@ from ansible_collections.veritas.chaos.plugins.module_utils._guard import (
     guard_namespace,
 )
 from ansible_collections.veritas.chaos.plugins.module_utils._lock import LeaseLock
+from ansible_collections.veritas.chaos.plugins.module_utils._runner import run_module
 from ansible_collections.veritas.chaos.plugins.module_utils._selector import (
     PREVIOUS_SELECTOR_ANNOTATION,
     decode_selector,
@@ -437,20 +436,14 @@ def main() -> None:
         required_if=[("state", "present", ["selector"])],
         supports_check_mode=True,
     )
-    if not HAS_KUBERNETES:
-        module.fail_json(
-            msg=missing_required_lib("kubernetes"),
-            exception=KUBERNETES_IMPORT_ERROR,
-            reason="missing_library",
-        )
-    try:
+
+    def action() -> dict[str, Any]:
         validate_params(module.params)
-        result = switch_selector(
+        return switch_selector(
             get_client(module.params), module.params, module.check_mode, module._diff
         )
-    except ChaosError as exc:
-        module.fail_json(**exc.to_fail_kwargs())
-    module.exit_json(**result)
+
+    run_module(module, action)
 
 
 if __name__ == "__main__":

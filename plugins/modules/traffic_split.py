@@ -252,15 +252,13 @@ import time
 import urllib.parse
 from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.veritas.chaos.plugins.module_utils._args import (
     AUTH_ARG_SPEC,
     GUARD_ARG_SPEC,
     build_argument_spec,
 )
 from ansible_collections.veritas.chaos.plugins.module_utils._client import (
-    HAS_KUBERNETES,
-    KUBERNETES_IMPORT_ERROR,
     KubeClient,
     get_client,
     objects_differ,
@@ -271,6 +269,7 @@ from ansible_collections.veritas.chaos.plugins.module_utils._errors import Chaos
 from ansible_collections.veritas.chaos.plugins.module_utils._guard import (
     guard_namespace,
 )
+from ansible_collections.veritas.chaos.plugins.module_utils._runner import run_module
 from ansible_collections.veritas.chaos.plugins.module_utils._traffic import (
     configmap_patch,
     configmap_weights,
@@ -447,21 +446,15 @@ def main() -> None:
         },
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    if not HAS_KUBERNETES:
-        module.fail_json(
-            msg=missing_required_lib("kubernetes"),
-            exception=KUBERNETES_IMPORT_ERROR,
-            reason="missing_library",
-        )
-    try:
+
+    def action() -> dict[str, Any]:
         validate_weights(module.params["control"], module.params["canary"])
         validate_observe(module.params["observe"])
-        result = set_traffic_split(
+        return set_traffic_split(
             get_client(module.params), module.params, module.check_mode, module._diff
         )
-    except ChaosError as exc:
-        module.fail_json(**exc.to_fail_kwargs())
-    module.exit_json(**result)
+
+    run_module(module, action)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from fake_kube import FakeKube, namespace
-from test_analysis_prometheus import PromStub, vector
+from test_analysis_prometheus import vector
 
 REPO = Path(__file__).resolve().parents[4]
 CM = "/api/v1/namespaces/lab/configmaps/veritas-traffic-config"
@@ -31,13 +31,6 @@ def load_controller():
 @pytest.fixture(scope="module")
 def controller_module():
     return load_controller()
-
-
-@pytest.fixture
-def prom():
-    stub = PromStub()
-    yield stub
-    stub.close()
 
 
 @pytest.fixture

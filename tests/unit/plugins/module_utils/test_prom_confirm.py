@@ -5,6 +5,7 @@ import math
 import pytest
 from ansible_collections.veritas.chaos.plugins.module_utils import _prom_confirm as pc
 from ansible_collections.veritas.chaos.plugins.module_utils._errors import ChaosError
+from prom_stub import free_port
 
 
 def vector(*values):
@@ -91,11 +92,69 @@ def test_validate_confirm_options():
         assert caught.value.details["field"] == field
 
 
-def test_query_url_encodes():
-    assert (
-        pc.query_url("http://p:9090/", 'up{job="x"} == 0')
-        == "http://p:9090/api/v1/query?query=up%7Bjob%3D%22x%22%7D+%3D%3D+0"
+def test_instant_query_returns_the_samples(prom):
+    query = 'up{job="x"} == 0'
+    prom.answers[query] = vector(0.5, 2)
+    found = pc.instant_query(prom.url + "/", query, bearer_token="s3cret")
+    assert found == [
+        {"labels": {"pod": "p0"}, "value": 0.5},
+        {"labels": {"pod": "p1"}, "value": 2.0},
+    ]
+    request = prom.requests[-1]
+    assert request["_path"] == ["/api/v1/query"] and request["query"] == [query]
+    assert request["_auth"] == ["Bearer s3cret"]
+
+
+def prometheus_error(call):
+    with pytest.raises(ChaosError) as caught:
+        call()
+    assert caught.value.reason == "prometheus_error"
+    return caught.value.msg
+
+
+def test_instant_query_keeps_the_message_of_a_promql_error(prom):
+    prom.answers["bad("] = (
+        400,
+        {"status": "error", "errorType": "bad_data", "error": "parse error at char 4"},
     )
+    assert "parse error at char 4" in prometheus_error(
+        lambda: pc.instant_query(prom.url, "bad(")
+    )
+
+
+def test_instant_query_http_error_without_json(prom):
+    prom.answers["x"] = (503, b"Service Unavailable")
+    assert "Service Unavailable" in prometheus_error(
+        lambda: pc.instant_query(prom.url, "x")
+    )
+
+
+def test_instant_query_garbage(prom):
+    prom.answers["x"] = b"<html>"
+    assert "other than JSON" in prometheus_error(
+        lambda: pc.instant_query(prom.url, "x")
+    )
+
+
+def test_instant_query_unreachable_or_no_url_is_retried_not_invalid():
+    # prometheus_error (not invalid_input): wait_for_condition retries it until its timeout.
+    url = f"http://127.0.0.1:{free_port()}"
+    assert "unreachable" in prometheus_error(
+        lambda: pc.instant_query(url, "x", timeout=1)
+    )
+    assert "unreachable" in prometheus_error(
+        lambda: pc.instant_query("prometheus:9090", "x")
+    )
+
+
+def test_instant_query_rejects_a_matrix(prom):
+    prom.answers["x[1m]"] = {
+        "status": "success",
+        "data": {"resultType": "matrix", "result": []},
+    }
+    with pytest.raises(ChaosError) as caught:
+        pc.instant_query(prom.url, "x[1m]")
+    assert caught.value.reason == "invalid_input"
 
 
 class Clock:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import types
 
 import pytest
+from ansible_collections.veritas.chaos.plugins.module_utils import _runner
 from ansible_collections.veritas.chaos.plugins.module_utils._analysis import Reading
 from ansible_collections.veritas.chaos.plugins.modules import canary_analysis
 
@@ -313,3 +314,16 @@ def test_duration_with_fractional_interval(prometheus, clock, kube_cm, run_modul
     result = run_module(canary_analysis, args, kube_cm)
     assert result["counts"]["samples"] == 5
     assert result["thresholds"]["min_samples"] == 3
+
+
+def test_without_kubernetes_only_a_rollback_fails(
+    prometheus, clock, kube_cm, run_module, monkeypatch
+):
+    monkeypatch.setattr(_runner, "HAS_KUBERNETES", False)
+    analysis = run_module(canary_analysis, dict(BASE), kube_cm)
+    assert analysis["verdict"] == "pass" and not analysis.get("failed")
+    rollback = run_module(
+        canary_analysis, dict(BASE, rollback=True, namespace="lab"), kube_cm
+    )
+    assert rollback["failed"] and rollback["reason"] == "missing_library"
+    assert kube_cm.calls == []

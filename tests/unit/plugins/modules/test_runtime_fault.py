@@ -523,3 +523,15 @@ def test_network_policy_refuses_a_policy_it_did_not_make_and_warns_about_others(
     )
     assert foreign["failed"] and foreign["reason"] == "not_owned"
     assert POLICIES + "/allow-all" in lab.objects
+
+
+def test_confirmation_warnings_are_module_warnings(lab, run_module, monkeypatch):
+    # module.warn, not the result: once controller code is imported (other tests do),
+    # ansible-core 2.19 sends module warnings to the Display instead of the result.
+    emitted = []
+    monkeypatch.setattr(
+        runtime_fault.AnsibleModule, "warn", lambda self, w: emitted.append(w)
+    )
+    created = run_module(runtime_fault, POLICY_ARGS, lab)
+    assert created["confirmation"]["warnings"]
+    assert emitted == created["confirmation"]["warnings"]
