@@ -212,15 +212,13 @@ import re
 import time
 from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.veritas.chaos.plugins.module_utils._args import (
     AUTH_ARG_SPEC,
     GUARD_ARG_SPEC,
     build_argument_spec,
 )
 from ansible_collections.veritas.chaos.plugins.module_utils._client import (
-    HAS_KUBERNETES,
-    KUBERNETES_IMPORT_ERROR,
     KubeClient,
     get_client,
     strip_volatile,
@@ -234,6 +232,7 @@ from ansible_collections.veritas.chaos.plugins.module_utils._lock import (
     LeaseLock,
     lease_summary,
 )
+from ansible_collections.veritas.chaos.plugins.module_utils._runner import run_module
 
 # An object name (RFC 1123 subdomain), which is what the API accepts for a Lease.
 LEASE_NAME = re.compile(
@@ -367,20 +366,14 @@ def main() -> None:
         force={"type": "bool", "default": False},
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    if not HAS_KUBERNETES:
-        module.fail_json(
-            msg=missing_required_lib("kubernetes"),
-            exception=KUBERNETES_IMPORT_ERROR,
-            reason="missing_library",
-        )
-    try:
+
+    def action() -> dict[str, Any]:
         validate_params(module.params)
-        result = run_lock(
+        return run_lock(
             get_client(module.params), module.params, module.check_mode, module._diff
         )
-    except ChaosError as exc:
-        module.fail_json(**exc.to_fail_kwargs())
-    module.exit_json(**result)
+
+    run_module(module, action)
 
 
 if __name__ == "__main__":
