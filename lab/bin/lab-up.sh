@@ -9,6 +9,21 @@ for b in "$KUBE_BIN/kube-apiserver" "$KUBE_BIN/kubectl" "$ETCD_BIN/etcd" "$KWOK_
   [ -e "$b" ] || "$REPO_ROOT/lab/bin/build-binaries.sh"
 done
 
+# The components listen on fixed ports. One held by a process this lab did not start means
+# another lab (another checkout) is up: its Prometheus or proxy would answer our readiness
+# checks and the tests would run against the wrong cluster. Refuse instead, and say whose it is.
+ours=" $(cat "$LAB_DIR"/run/*.pid 2>/dev/null | tr '\n' ' ' || true) "
+for port in $(grep -hoE '(127\.0\.0\.1:[0-9]+|_port: *[0-9]+)' \
+                "$REPO_ROOT/lab/observability/config.yml" "$REPO_ROOT/lab/dataplane/config.yml" | grep -oE '[0-9]+$'); do
+  holder=$(ss -ltnpH "( sport = :$port )" 2>/dev/null | grep -oE 'pid=[0-9]+' | head -n1 | cut -d= -f2 || true)
+  if [ -n "$holder" ] && [[ "$ours" != *" $holder "* ]]; then
+    echo "lab-up: port $port is held by pid $holder ($(tr '\0' ' ' <"/proc/$holder/cmdline" 2>/dev/null | cut -c1-120))," >&2
+    echo "  started from $(readlink "/proc/$holder/cwd" 2>/dev/null || echo '?'), not by this lab ($LAB_DIR)." >&2
+    echo "  Another lab is running: stop it with 'make lab-down' in its checkout, then retry." >&2
+    exit 1
+  fi
+done
+
 if api_ready; then
   log "control plane already running ($KUBECONFIG)"
 else
