@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Issue 5's measure: time from injection to 100% control in game day 2 (elevated error rate),
 with a 1 s analysis interval, median of N runs (target: 5 s or less). Runs the real playbook on
-the running lab N times and reads each run's report.json.
+the running lab N times and reads each run's report.json. The clock starts when the fault is in
+effect in the canary pods (runtime_fault's applied_at); the seconds the inject task took before
+that are printed beside it.
 
   python bench/bench_rollback_time.py [--runs 5]
 """
@@ -38,7 +40,8 @@ def run_once(journal_dir: Path, observe: int) -> dict:
     scenario = next(iter(report["scenarios"].values()))
     return {"rc": proc.returncode, "verdict": scenario["verdict"], "wall_seconds": round(wall, 1),
             "injection_to_full_control_seconds": scenario["timings"].get("injection_to_full_control_seconds"),
-            "detection_seconds": scenario["timings"].get("detection_seconds")}
+            "detection_seconds": scenario["timings"].get("detection_seconds"),
+            "inject_task_to_fault_in_effect_seconds": scenario["timings"].get("inject_task_to_fault_in_effect_seconds")}
 
 
 def main() -> int:

@@ -432,6 +432,12 @@ confirmation:
       description: Whether everything asked for was confirmed (false only in check mode, which confirms nothing).
       type: bool
       sample: true
+    applied_at:
+      description:
+        - When the last change command returned, in seconds since the epoch; the fault is in effect from then.
+        - Null when nothing changed and in check mode.
+      type: float
+      sample: 1795958661.402
     readback_seconds:
       description: Seconds from the last change until every target read back the requested state.
       type: float
@@ -836,6 +842,7 @@ def pod_faults(
         "restored": False,
         "confirmation": {
             "confirmed": not check_mode,
+            "applied_at": None,
             "readback_seconds": 0.0,
             "seconds": 0.0,
             "prometheus": None,
@@ -858,6 +865,9 @@ def pod_faults(
     changing = [(pod, action, before) for pod, action, before in plan if action != NONE]
     result["commands"] = _apply(backend, params, changing, check_mode)
     changed = bool(changing)
+    if changing and not check_mode:
+        # The fault is in effect from here: what a rollback system can react to at the earliest.
+        result["confirmation"]["applied_at"] = round(time.time(), 3)
 
     readings: dict[str, dict[str, Any] | None] = {pod: current[pod] for pod in targets}
     unconfirmed: list[str] = []
@@ -1006,6 +1016,7 @@ def network_policy_fault(
         changed = True
 
     seconds = 0.0
+    applied_at = round(time.time(), 3) if changed and not check_mode else None
     if not check_mode:
         start = time.monotonic()
         while True:
@@ -1066,6 +1077,7 @@ def network_policy_fault(
         "network_policy": strip_volatile(after),
         "confirmation": {
             "confirmed": not check_mode,
+            "applied_at": applied_at,
             "readback_seconds": seconds,
             "seconds": seconds,
             "prometheus": None,

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import time
+
 import pytest
 from ansible_collections.veritas.chaos.plugins.module_utils import _runtime_exec
 from ansible_collections.veritas.chaos.plugins.modules import runtime_fault
@@ -41,7 +43,9 @@ def faults(lab, name):
 
 def test_present_sets_confirms_and_is_idempotent(lab, run_module):
     args = dict(CANARY, fault="error_rate", percent=20)
+    before = time.time()
     first = run_module(runtime_fault, args, lab)
+    assert before <= first["confirmation"]["applied_at"] <= time.time() + 0.001
     assert first["changed"] and not first.get("failed")
     assert first["matched"] == 3
     assert [p["name"] for p in first["pods"]] == ["canary-0", "canary-1", "canary-2"]
@@ -75,6 +79,7 @@ def test_present_sets_confirms_and_is_idempotent(lab, run_module):
     lab.runtimes.commands.clear()
     second = run_module(runtime_fault, args, lab)
     assert not second["changed"]
+    assert second["confirmation"]["applied_at"] is None
     assert lab.runtimes.writes() == []
     assert all(p["action"] == "none" for p in second["pods"])
 
