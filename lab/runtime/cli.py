@@ -6,6 +6,8 @@ lab's kwok Exec mapping sets for each pod. Standard library only.
 
   cli status [--json]                       everything the process knows about itself
   cli health                                /health; exit 1 when unhealthy
+  cli selftest [--json]                     one real completion; exit 1 unless it answers 200
+                                            with text (a Ready pod can still fail every request)
   cli cache-status [--json]
   cli cache-warmup --model NAME [--seconds S] [--prompts N] [--no-wait]
   cli cache-invalidate
@@ -83,6 +85,17 @@ def cmd_health(addr: str, args: argparse.Namespace) -> int:
     code, body = call(addr, "GET", "/health")
     emit(body, args.json)
     return 0 if code == 200 else 1
+
+
+def cmd_selftest(addr: str, args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    code, body = call(addr, "POST", "/v1/completions",
+                      {"prompt": "veritas selftest", "max_tokens": 2})
+    text = (body.get("choices") or [{}])[0].get("text") if isinstance(body, dict) else None
+    ok = code == 200 and bool(text)
+    emit({"ok": ok, "status": code, "seconds": round(time.monotonic() - started, 3),
+          "error": None if ok else body.get("error", body)}, args.json)
+    return 0 if ok else 1
 
 
 def cmd_cache_status(addr: str, args: argparse.Namespace) -> int:
@@ -211,6 +224,7 @@ def parser() -> argparse.ArgumentParser:
 
     add("status", cmd_status, "status of the runtime process")
     add("health", cmd_health, "health check")
+    add("selftest", cmd_selftest, "one real completion; exit 1 unless it succeeds")
     add("cache-status", cmd_cache_status, "KV-cache status")
     w = add("cache-warmup", cmd_cache_warmup, "warm the KV cache, printing progress")
     w.add_argument("--model", required=True)

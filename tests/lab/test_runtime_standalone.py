@@ -286,6 +286,19 @@ def test_fault_cli_list_clear_and_errors(runtime):
     assert status["variant"] == "canary"
 
 
+def test_selftest_fails_on_a_ready_pod_that_fails_every_request(runtime):
+    # /health stays 200 under an error rate: only a real completion shows the pod is broken.
+    ok = runtime.cli("selftest", "--json")
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["status"] == 200
+    runtime.cli("fault", "set", "error-rate", "--percent", "100")
+    assert runtime.request("GET", "/health")[0] == 200
+    broken = runtime.cli("selftest", "--json")
+    assert broken.returncode == 1
+    report = json.loads(broken.stdout)
+    assert report["ok"] is False and report["status"] == 500
+
+
 def test_cli_needs_an_address(tmp_path):
     import subprocess
 
