@@ -20,6 +20,7 @@ SCENARIOS=(
   bluegreen_unhealthy_target bluegreen_unhealthy_target_negative
   kv_cache_corruption kv_cache_corruption_negative
   gpu_unavailable gpu_unavailable_negative
+  restore_after_interrupt
 )
 if [ "$#" -gt 0 ]; then SCENARIOS=("$@"); fi
 
