@@ -643,5 +643,8 @@ class CallbackModule(CallbackBase):
             self._display.display(
                 f"{scenario_id}: {str(scenario.get('verdict')).upper()} (escalation {level})"
             )
-        self._display.display(f"overall: {report['verdict'].upper()}")
+        self._display.display(
+            f"overall: {report['verdict'].upper()}"
+            + ("" if scenarios else " (no game day ran in this playbook: nothing to judge)")
+        )
         self._display.display(f"veritas.chaos game day report: {report_md}")
