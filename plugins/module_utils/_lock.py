@@ -167,17 +167,16 @@ class LeaseLock:
         self, lease: dict[str, Any] | None
     ) -> tuple[str, dict[str, Any]]:
         """'X (purpose: P) until T' and the error details naming holder, purpose and expiry."""
-        spec = (lease or {}).get("spec") or {}
-        expiry = lease_expiry(spec)
-        expires = format_micro_time(expiry) if expiry else None
-        purpose = lease_purpose(lease)
+        summary = lease_summary(lease or {})
+        holder = ((lease or {}).get("spec") or {}).get("holderIdentity")
+        purpose, expires = summary["purpose"], summary["expires_at"]
         text = "{}{} until {}".format(
-            spec.get("holderIdentity"),
+            holder,
             f" (purpose: {purpose})" if purpose else "",
             expires or "unknown",
         )
         return text, {
-            "lock_holder": spec.get("holderIdentity"),
+            "lock_holder": holder,
             "lock_purpose": purpose,
             "lock_expires": expires,
         }
