@@ -7,7 +7,7 @@ export VERITAS_LAB_CACHE ?= $(HOME)/.cache/veritas-lab
 export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(REPO)/ansible.cfg
 
-.PHONY: help venv collection-link lab-build lab-up lab-down lab-status test test-unit sanity lint gameday gameday-canary molecule bench clean
+.PHONY: help venv collection-link lab-build lab-up lab-down lab-status test test-unit sanity lint gameday gameday-canary molecule restore-soak bench clean
 
 help:
 	@echo "make gameday    set up the lab and run playbooks/gameday-bluegreen.yml"
@@ -62,6 +62,12 @@ gameday: venv collection-link lab-up
 # The game days' molecule scenarios (each game day, then its negative run) on a running lab.
 molecule: venv collection-link
 	molecule/run.sh
+
+# Game days killed (SIGKILL) at random points after a release by hand, then the restore playbook;
+# prints one line per trial and the count. Needs the lab up (make lab-up).
+RUNS ?= 30
+restore-soak: venv collection-link
+	$(PY) tests/restore/kill_restore.py --runs $(RUNS)
 
 gameday-canary: venv collection-link lab-up
 	$(VENV)/bin/ansible-playbook -i inventories/lab playbooks/gameday-canary.yml

@@ -25,6 +25,11 @@ run lab-tests "$LAB_PY" -m pytest -q -p no:cacheprovider tests/lab
 if [ -x tests/integration/run.sh ]; then run integration tests/integration/run.sh; fi
 # The game days themselves: each one, then a negative run that must fail (about 30 minutes).
 if [ -x molecule/run.sh ] && [ "${VERITAS_SKIP_GAMEDAYS:-0}" != 1 ]; then run molecule molecule/run.sh; fi
+# A release by hand (green, 80/20), game days killed (SIGKILL) at random points, the restore
+# playbook: back to green and 80/20 every time (make restore-soak runs 30).
+if [ "${VERITAS_SKIP_GAMEDAYS:-0}" != 1 ]; then
+  run kill-restore "$LAB_PY" tests/restore/kill_restore.py --runs "${VERITAS_KILL_RESTORE_RUNS:-10}"
+fi
 
 if [ ${#failed[@]} -gt 0 ]; then log "FAILED: ${failed[*]}"; exit 1; fi
 log "all suites passed"

@@ -15,6 +15,9 @@ at most 1,000,000 requests.
   python -m lab.loadgen ...            (from the repo root)
 
 From Python: `from loadgen import run, summarize` (with lab/loadgen on sys.path).
+
+The summary's statistics are the collection's (plugins/module_utils/_loadstats.py, loaded from
+this checkout): the game days' criteria read the records with the same function.
 """
 
 from __future__ import annotations
@@ -23,14 +26,35 @@ import argparse
 import csv
 import hashlib
 import http.client
+import importlib.util
 import json
-import math
 import queue
 import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from urllib.parse import urlparse
+
+
+def _load_stats_module():
+    """The collection's statistics (plugins/module_utils/_loadstats.py, standard library only),
+    loaded from this checkout's file: the summary and the game days' criteria are one function."""
+    name = "veritas_chaos_loadstats"
+    if name in sys.modules:
+        return sys.modules[name]
+    path = Path(__file__).resolve().parents[2] / "plugins" / "module_utils" / "_loadstats.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+_loadstats = _load_stats_module()
+window_stats = _loadstats.window_stats
+percentile = _loadstats.percentile
+DEFAULT_MIN_SAMPLES = _loadstats.DEFAULT_MIN_SAMPLES
 
 MAX_RATE = 2000.0
 MAX_DURATION = 3600.0
@@ -142,16 +166,13 @@ class Progress:
                 lat = sorted(s["lat"])
                 variants = " ".join(f"{k}={v}" for k, v in sorted(s["variants"].items()))
                 self.out.write(f"t={sec:>4}s responses={s['n']} errors={s['err']} "
-                               f"p50_ms={_pct(lat, 50):.1f} p99_ms={_pct(lat, 99):.1f} {variants}\n")
+                               f"p50_ms={_ms(percentile(lat, 50))} p99_ms={_ms(percentile(lat, 99))} {variants}\n")
                 self.printed = sec
             self.out.flush()
 
 
-def _pct(sorted_values: list[float], pct: float) -> float:
-    if not sorted_values:
-        return 0.0
-    idx = max(0, math.ceil(pct / 100.0 * len(sorted_values)) - 1)
-    return sorted_values[idx]
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
 
 
 def run(cfg: Config, progress_out=None, sink=None) -> list[Record]:
@@ -243,53 +264,48 @@ def _check(data: bytes, prompt: str, cfg: Config) -> bool:
     return text == expected_text(model, prompt, cfg.max_tokens)
 
 
-def summarize(records: list[Record]) -> dict:
-    """Totals, per variant and per second (by due time) of a run's records."""
-    if not records:
-        return {"total": 0, "variants": {}, "seconds": []}
-    start = min(r.due for r in records)
+def summarize(records: list[Record], min_samples: int = DEFAULT_MIN_SAMPLES) -> dict:
+    """Totals, per variant and per second (by due time) of a run's records.
 
-    def stats(rs: list[Record]) -> dict:
-        lat = sorted(r.latency_ms for r in rs if r.status)
-        ok = sum(1 for r in rs if 200 <= r.status < 400)
-        errors_5xx = sum(1 for r in rs if r.status >= 500)
-        failed = sum(1 for r in rs if r.status == 0)
-        wrong = sum(1 for r in rs if r.correct is False)
-        return {"count": len(rs), "ok": ok, "http_5xx": errors_5xx,
-                "http_4xx": sum(1 for r in rs if 400 <= r.status < 500),
-                "transport_errors": failed, "wrong_answers": wrong,
-                "error_ratio": round((len(rs) - ok) / len(rs), 4) if rs else 0.0,
-                "p50_ms": _pct(lat, 50), "p90_ms": _pct(lat, 90), "p99_ms": _pct(lat, 99),
-                "max_ms": lat[-1] if lat else 0.0}
-
-    by_variant: dict[str, list[Record]] = {}
-    by_second: dict[int, list[Record]] = {}
-    for r in records:
-        by_variant.setdefault(r.variant or "-", []).append(r)
-        by_second.setdefault(int(r.due - start), []).append(r)
-    total = len(records)
-    variants = {v: {**stats(rs), "share": round(len(rs) / total, 4)} for v, rs in sorted(by_variant.items())}
+    Every number is window_stats' (plugins/module_utils/_loadstats.py), the function the
+    game days' load_window lookup uses: fewer than `min_samples` requests is not measured
+    (`measured` false, ratios and percentiles null). Variants and shares count the answered
+    requests (a transport error has no variant).
+    """
+    rows = [asdict(r) if isinstance(r, Record) else r for r in records]
+    if not rows:
+        return {"total": 0, **window_stats([], min_samples=min_samples), "variants": {}, "seconds": []}
+    start = min(row["due"] for row in rows)
+    whole = window_stats(rows, min_samples=min_samples)
+    by_second: dict[int, list[dict]] = {}
+    for row in rows:
+        by_second.setdefault(int(row["due"] - start), []).append(row)
     seconds = []
     for sec in sorted(by_second):
-        rs = by_second[sec]
-        counts: dict[str, int] = {}
-        for r in rs:
-            counts[r.variant or "-"] = counts.get(r.variant or "-", 0) + 1
-        seconds.append({"second": sec, **stats(rs), "variants": counts})
-    duration = max(r.due for r in records) - start
+        stats = window_stats(by_second[sec], min_samples=min_samples)
+        seconds.append({"second": sec, **_without(stats, "by_variant", "shares", "pods", "last_sent_by_variant")})
+    duration = max(row["due"] for row in rows) - start
+    total = len(rows)
     return {"total": total, "started": start, "duration_s": round(duration, 3),
             "achieved_rate": round((total - 1) / duration, 2) if duration > 0 else float(total),
-            **{k: v for k, v in stats(records).items() if k != "count"},
-            "variants": variants, "seconds": seconds}
+            **_without(whole, "variants", "by_variant", "last_sent_by_variant"),
+            "variants": whole["by_variant"], "seconds": seconds}
+
+
+def _without(stats: dict, *keys: str) -> dict:
+    return {k: v for k, v in stats.items() if k not in keys}
 
 
 def format_summary(summary: dict) -> str:
     head = (f"total={summary['total']} ok={summary.get('ok', 0)} "
-            f"error_ratio={summary.get('error_ratio', 0)} p50_ms={summary.get('p50_ms', 0)} "
-            f"p99_ms={summary.get('p99_ms', 0)} rate={summary.get('achieved_rate', 0)}/s")
+            f"error_ratio={summary.get('error_ratio')} p50_ms={summary.get('p50_ms')} "
+            f"p99_ms={summary.get('p99_ms')} rate={summary.get('achieved_rate', 0)}/s")
+    if not summary.get("measured", True):
+        head += f" (not measured: fewer than {summary.get('min_samples')} requests)"
     lines = [head]
     for name, v in summary["variants"].items():
-        lines.append(f"variant={name} count={v['count']} share={v['share'] * 100:.1f}% "
+        share = "-" if v.get("share") is None else f"{v['share'] * 100:.1f}%"
+        lines.append(f"variant={name} count={v['count']} share={share} "
                      f"error_ratio={v['error_ratio']} p50_ms={v['p50_ms']} p99_ms={v['p99_ms']}")
     return "\n".join(lines) + "\n"
 

@@ -24,7 +24,10 @@ COMPARISONS: dict[str, Any] = {
 }
 REQUIRED_CRITERION_KEYS = ("id", "description", "measured", "bound", "comparison")
 # passed/status/line are accepted so that an evaluated list can be evaluated again.
-OPTIONAL_CRITERION_KEYS = ("unit", "evidence", "note", "passed", "status", "line")
+OPTIONAL_CRITERION_KEYS = ("unit", "evidence", "note", "missing", "missing_text", "passed", "status", "line")
+# What a null measurement means: nothing could be measured (inconclusive), or the awaited event
+# never came, which is the failure itself (an alert that never fired, a rollback that never ran).
+MISSING_OUTCOMES = ("inconclusive", "fail")
 
 PASS = "pass"
 FAIL = "fail"
@@ -104,7 +107,7 @@ def _format_value(value: Any, unit: str) -> str:
 
 
 def evaluate_criterion(criterion: Mapping[str, Any]) -> dict[str, Any]:
-    """Judge one criterion; ``passed`` is None (inconclusive) when nothing was measured."""
+    """Judge one criterion; nothing measured is inconclusive (``passed`` None), or a fail with ``missing: fail``."""
     if not isinstance(criterion, Mapping):
         raise AnsibleFilterError(
             f"each criterion must be a dict, got {type(criterion).__name__}: {criterion!r}"
@@ -122,7 +125,7 @@ def evaluate_criterion(criterion: Mapping[str, Any]) -> dict[str, Any]:
     if unknown:
         raise AnsibleFilterError(
             f"criterion {label!r}: unknown key(s) {', '.join(unknown)}; allowed keys are "
-            f"{', '.join(REQUIRED_CRITERION_KEYS + OPTIONAL_CRITERION_KEYS[:3])}"
+            f"{', '.join(REQUIRED_CRITERION_KEYS + OPTIONAL_CRITERION_KEYS[:5])}"
         )
     if not isinstance(criterion["id"], str) or not criterion["id"]:
         raise AnsibleFilterError(
@@ -170,10 +173,21 @@ def evaluate_criterion(criterion: Mapping[str, Any]) -> dict[str, Any]:
         raise AnsibleFilterError(
             f"criterion {label!r}: 'evidence' must be a dict, got {type(evidence).__name__}"
         )
+    missing_outcome = criterion.get("missing") or "inconclusive"
+    if missing_outcome not in MISSING_OUTCOMES:
+        raise AnsibleFilterError(
+            f"criterion {label!r}: 'missing' is {missing_outcome!r}; allowed values are {', '.join(MISSING_OUTCOMES)}"
+        )
+    missing_text = criterion.get("missing_text") or "not measured"
+    if not isinstance(missing_text, str):
+        raise AnsibleFilterError(
+            f"criterion {label!r}: 'missing_text' must be a string, got {missing_text!r}"
+        )
 
     if measured is None or (isinstance(measured, float) and math.isnan(measured)):
-        measured, passed, status = None, None, "INCONCLUSIVE"
-        line = f"{criterion['description']}: not measured (needs {comparison} {_format_value(bound, unit)}) {status}"
+        measured = None
+        passed, status = (False, "FAIL") if missing_outcome == "fail" else (None, "INCONCLUSIVE")
+        line = f"{criterion['description']}: {missing_text} (needs {comparison} {_format_value(bound, unit)}) {status}"
     else:
         passed = bool(COMPARISONS[comparison](measured, bound))
         status = "PASS" if passed else "FAIL"
@@ -184,6 +198,8 @@ def evaluate_criterion(criterion: Mapping[str, Any]) -> dict[str, Any]:
         bound=bound,
         unit=unit,
         evidence=dict(evidence),
+        missing=missing_outcome,
+        missing_text=missing_text,
         passed=passed,
         status=status,
         line=line,

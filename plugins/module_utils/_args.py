@@ -79,3 +79,10 @@ def build_argument_spec(
 def auth_params(params: dict[str, Any]) -> dict[str, Any]:
     """The auth options of a module's params (the key of the client cache)."""
     return {name: params.get(name) for name in AUTH_OPTION_NAMES}
+
+
+# The run's change ledger ("namespace/name"): a changing module records what it changes there
+# first. The game-day playbooks set VERITAS_LEDGER for the run, so roles need not pass it.
+LEDGER_ARG_SPEC: dict[str, dict[str, Any]] = {
+    "ledger": {"type": "str", "fallback": _env("VERITAS_LEDGER")},
+}

@@ -137,6 +137,7 @@ options:
     default: canary
 extends_documentation_fragment:
   - veritas.chaos.auth
+  - veritas.chaos.ledger
   - veritas.chaos.auth.guard
   - veritas.chaos.attributes
   - veritas.chaos.attributes.actiongroup_k8s
@@ -381,6 +382,7 @@ thresholds:
       sample: 3
 """
 
+import os
 import time
 from typing import Any
 
@@ -399,6 +401,7 @@ from ansible_collections.veritas.chaos.plugins.module_utils._analysis import (
 from ansible_collections.veritas.chaos.plugins.module_utils._args import (
     AUTH_ARG_SPEC,
     GUARD_ARG_SPEC,
+    LEDGER_ARG_SPEC,
     build_argument_spec,
 )
 from ansible_collections.veritas.chaos.plugins.module_utils._client import (
@@ -409,6 +412,10 @@ from ansible_collections.veritas.chaos.plugins.module_utils._client import (
 from ansible_collections.veritas.chaos.plugins.module_utils._errors import ChaosError
 from ansible_collections.veritas.chaos.plugins.module_utils._guard import (
     guard_namespace,
+)
+from ansible_collections.veritas.chaos.plugins.module_utils._ledger import (
+    RecordingClient,
+    recording_client,
 )
 from ansible_collections.veritas.chaos.plugins.module_utils._prometheus import (
     PrometheusClient,
@@ -503,8 +510,12 @@ def analyse(
                 reason="invalid_input",
                 field="namespace",
             )
-        client = get_client(params)
+        client = recording_client(get_client(params), params, "veritas.chaos.canary_analysis")
         preflight_rollback(client, params)
+        if isinstance(client, RecordingClient) and not check_mode:
+            # A guard left running by a killed run could move the weights after a restore:
+            # the restore stops this very process, by identity.
+            client.record_process(os.getpid(), "rollback guard")
 
     def query(promql: str, moment: float) -> Reading:
         return prometheus.query(promql, moment)
@@ -591,6 +602,7 @@ def analyse(
 def argument_spec() -> dict[str, dict[str, Any]]:
     return build_argument_spec(
         AUTH_ARG_SPEC,
+        LEDGER_ARG_SPEC,
         GUARD_ARG_SPEC,
         prometheus_url={
             "type": "str",

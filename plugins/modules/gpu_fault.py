@@ -128,6 +128,7 @@ options:
     default: "0"
 extends_documentation_fragment:
   - veritas.chaos.auth
+  - veritas.chaos.ledger
   - veritas.chaos.auth.guard
   - veritas.chaos.attributes
   - veritas.chaos.attributes.actiongroup_k8s
@@ -255,6 +256,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.veritas.chaos.plugins.module_utils._args import (
     AUTH_ARG_SPEC,
     GUARD_ARG_SPEC,
+    LEDGER_ARG_SPEC,
     build_argument_spec,
 )
 from ansible_collections.veritas.chaos.plugins.module_utils._client import (
@@ -267,6 +269,10 @@ from ansible_collections.veritas.chaos.plugins.module_utils._exec import exec_in
 from ansible_collections.veritas.chaos.plugins.module_utils._guard import (
     guard_namespace,
     is_production,
+)
+from ansible_collections.veritas.chaos.plugins.module_utils._ledger import (
+    record_exec,
+    recording_client,
 )
 from ansible_collections.veritas.chaos.plugins.module_utils._nodes import (
     GPU_FAULT_NAME,
@@ -550,6 +556,12 @@ def apply_runtime_flag(
             if plan["action"] == "set"
             else runtime_clear_command(cli)
         )
+        undo = (
+            runtime_clear_command(cli)
+            if plan["action"] == "set"
+            else runtime_set_command(cli, bool((current or {}).get("cpu_fallback")))
+        )
+        record_exec(client, pod, f"gpu_fault:{GPU_FAULT_NAME}", [undo], params["container"])
         result = _run(client, pod, command, params)
         commands.append(result)
         _check_rc(result, f"`cli fault {plan['action']} {GPU_FAULT_NAME}`")
@@ -692,6 +704,7 @@ def gpu_fault(
 def argument_spec() -> dict[str, dict[str, Any]]:
     return build_argument_spec(
         AUTH_ARG_SPEC,
+        LEDGER_ARG_SPEC,
         GUARD_ARG_SPEC,
         state={"type": "str", "choices": list(STATES), "default": "present"},
         method={"type": "str", "choices": list(METHODS), "required": True},
@@ -733,7 +746,8 @@ def main() -> None:
     def action() -> dict[str, Any]:
         validate(module.params)
         return gpu_fault(
-            get_client(module.params), module.params, module.check_mode, module._diff
+            recording_client(get_client(module.params), module.params, "veritas.chaos.gpu_fault"),
+            module.params, module.check_mode, module._diff
         )
 
     run_module(module, action)

@@ -85,6 +85,7 @@ options:
     default: veritas-chaos-experiments
 extends_documentation_fragment:
   - veritas.chaos.auth
+  - veritas.chaos.ledger
   - veritas.chaos.auth.guard
   - veritas.chaos.attributes
   - veritas.chaos.attributes.actiongroup_k8s
@@ -182,6 +183,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.veritas.chaos.plugins.module_utils._args import (
     AUTH_ARG_SPEC,
     GUARD_ARG_SPEC,
+    LEDGER_ARG_SPEC,
     build_argument_spec,
 )
 from ansible_collections.veritas.chaos.plugins.module_utils._blast import (
@@ -200,6 +202,10 @@ from ansible_collections.veritas.chaos.plugins.module_utils._client import (
 from ansible_collections.veritas.chaos.plugins.module_utils._errors import ChaosError
 from ansible_collections.veritas.chaos.plugins.module_utils._guard import (
     guard_namespace,
+)
+from ansible_collections.veritas.chaos.plugins.module_utils._ledger import (
+    recording_client,
+    unrecorded,
 )
 from ansible_collections.veritas.chaos.plugins.module_utils._runner import run_module
 
@@ -407,7 +413,8 @@ def kill_pods(
             )
         }
         record["time"] = datetime.datetime.now(datetime.UTC).isoformat()
-        _write_record(client, namespace, params, record, check_mode)
+        # The experiment record is bookkeeping, not a change to undo.
+        _write_record(unrecorded(client), namespace, params, record, check_mode)
     if want_diff:
         names = sorted(by_name)
         result["diff"] = {
@@ -420,6 +427,7 @@ def kill_pods(
 def main() -> None:
     argument_spec = build_argument_spec(
         AUTH_ARG_SPEC,
+        LEDGER_ARG_SPEC,
         GUARD_ARG_SPEC,
         namespace={"type": "str", "required": True},
         label_selector={"type": "str", "required": True},
@@ -445,7 +453,8 @@ def main() -> None:
     def action() -> dict[str, Any]:
         validate_params(module.params)
         return kill_pods(
-            get_client(module.params), module.params, module.check_mode, module._diff
+            recording_client(get_client(module.params), module.params, "veritas.chaos.pod_chaos"),
+            module.params, module.check_mode, module._diff
         )
 
     run_module(module, action)

@@ -233,6 +233,7 @@ options:
     default: fault.http
 extends_documentation_fragment:
   - veritas.chaos.auth
+  - veritas.chaos.ledger
   - veritas.chaos.auth.guard
   - veritas.chaos.attributes
   - veritas.chaos.attributes.actiongroup_k8s
@@ -497,6 +498,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.veritas.chaos.plugins.module_utils._args import (
     AUTH_ARG_SPEC,
     GUARD_ARG_SPEC,
+    LEDGER_ARG_SPEC,
     build_argument_spec,
 )
 from ansible_collections.veritas.chaos.plugins.module_utils._blast import (
@@ -514,6 +516,10 @@ from ansible_collections.veritas.chaos.plugins.module_utils._client import (
 from ansible_collections.veritas.chaos.plugins.module_utils._errors import ChaosError
 from ansible_collections.veritas.chaos.plugins.module_utils._guard import (
     guard_namespace,
+)
+from ansible_collections.veritas.chaos.plugins.module_utils._ledger import (
+    record_exec,
+    recording_client,
 )
 from ansible_collections.veritas.chaos.plugins.module_utils._prom_confirm import (
     instant_query,
@@ -788,13 +794,27 @@ def _apply(
     plan: list[tuple[str, str, dict[str, Any] | None]],
     check_mode: bool,
     restore: bool = False,
+    pods_by_name: dict[str, dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
-    """Run the plan's commands pod by pod; on a failure say which pods were already changed."""
+    """Run the plan's commands pod by pod; on a failure say which pods were already changed.
+
+    With a ledger, each pod's undo (clear what was set, or set back what was there) is
+    recorded before its commands run.
+    """
     ran: list[dict[str, Any]] = []
     done: list[str] = []
     for pod, action, before in plan:
         if restore:
             action = CLEAR if action == SET else "restore"
+        if not check_mode and pods_by_name and pod in pods_by_name:
+            undo = backend.commands(CLEAR if action == SET else "restore", before)
+            record_exec(
+                backend.client,
+                pods_by_name[pod],
+                f"runtime_fault:{backend.target}",
+                undo,
+                params["container"],
+            )
         for command in backend.commands(action, before):
             ran.append({"pod": pod, "command": command})
             if check_mode:
@@ -824,10 +844,9 @@ def pod_faults(
         else RuntimeCliBackend(client, params)
     )
     state = params["state"]
-    pods = [
-        pod["metadata"]["name"]
-        for pod in running_pods(client, params["namespace"], params["label_selector"])
-    ]
+    pod_objects = running_pods(client, params["namespace"], params["label_selector"])
+    pods_by_name = {pod["metadata"]["name"]: pod for pod in pod_objects}
+    pods = [pod["metadata"]["name"] for pod in pod_objects]
     result: dict[str, Any] = {
         "fault": {
             "name": params["fault"],
@@ -863,7 +882,9 @@ def pod_faults(
         for pod in targets
     ]
     changing = [(pod, action, before) for pod, action, before in plan if action != NONE]
-    result["commands"] = _apply(backend, params, changing, check_mode)
+    result["commands"] = _apply(
+        backend, params, changing, check_mode, pods_by_name=pods_by_name
+    )
     changed = bool(changing)
     if changing and not check_mode:
         # The fault is in effect from here: what a rollback system can react to at the earliest.
@@ -928,7 +949,9 @@ def pod_faults(
 
     if params["duration"] and not check_mode:
         time.sleep(params["duration"])
-        result["commands"] += _apply(backend, params, changing, False, restore=True)
+        result["commands"] += _apply(
+            backend, params, changing, False, restore=True, pods_by_name=pods_by_name
+        )
         wanted = {
             pod: ("absent", None) if before is None else ("present", before)
             for pod, _action, before in changing
@@ -1134,6 +1157,7 @@ def runtime_fault(
 def main() -> None:
     argument_spec = build_argument_spec(
         AUTH_ARG_SPEC,
+        LEDGER_ARG_SPEC,
         GUARD_ARG_SPEC,
         namespace={"type": "str", "required": True},
         label_selector={"type": "str", "required": True},
@@ -1213,7 +1237,8 @@ def main() -> None:
     def action() -> dict[str, Any]:
         validate_params(module.params)
         return runtime_fault(
-            get_client(module.params), module.params, module.check_mode, module._diff
+            recording_client(get_client(module.params), module.params, "veritas.chaos.runtime_fault"),
+            module.params, module.check_mode, module._diff
         )
 
     run_module(

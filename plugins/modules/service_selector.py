@@ -83,6 +83,7 @@ options:
     default: true
 extends_documentation_fragment:
   - veritas.chaos.auth
+  - veritas.chaos.ledger
   - veritas.chaos.auth.guard
   - veritas.chaos.attributes
   - veritas.chaos.attributes.actiongroup_k8s
@@ -229,6 +230,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.veritas.chaos.plugins.module_utils._args import (
     AUTH_ARG_SPEC,
     GUARD_ARG_SPEC,
+    LEDGER_ARG_SPEC,
     build_argument_spec,
 )
 from ansible_collections.veritas.chaos.plugins.module_utils._blast import is_ready
@@ -243,6 +245,9 @@ from ansible_collections.veritas.chaos.plugins.module_utils._errors import Chaos
 from ansible_collections.veritas.chaos.plugins.module_utils._exec import exec_in_pod
 from ansible_collections.veritas.chaos.plugins.module_utils._guard import (
     guard_namespace,
+)
+from ansible_collections.veritas.chaos.plugins.module_utils._ledger import (
+    recording_client,
 )
 from ansible_collections.veritas.chaos.plugins.module_utils._lock import LeaseLock
 from ansible_collections.veritas.chaos.plugins.module_utils._runner import run_module
@@ -413,6 +418,7 @@ def switch_selector(
 def main() -> None:
     argument_spec = build_argument_spec(
         AUTH_ARG_SPEC,
+        LEDGER_ARG_SPEC,
         GUARD_ARG_SPEC,
         name={"type": "str", "required": True},
         namespace={"type": "str", "required": True},
@@ -440,7 +446,8 @@ def main() -> None:
     def action() -> dict[str, Any]:
         validate_params(module.params)
         return switch_selector(
-            get_client(module.params), module.params, module.check_mode, module._diff
+            recording_client(get_client(module.params), module.params, "veritas.chaos.service_selector"),
+            module.params, module.check_mode, module._diff
         )
 
     run_module(module, action)

@@ -105,6 +105,7 @@ options:
         default: true
 extends_documentation_fragment:
   - veritas.chaos.auth
+  - veritas.chaos.ledger
   - veritas.chaos.auth.guard
   - veritas.chaos.attributes
   - veritas.chaos.attributes.actiongroup_k8s
@@ -256,6 +257,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.veritas.chaos.plugins.module_utils._args import (
     AUTH_ARG_SPEC,
     GUARD_ARG_SPEC,
+    LEDGER_ARG_SPEC,
     build_argument_spec,
 )
 from ansible_collections.veritas.chaos.plugins.module_utils._client import (
@@ -268,6 +270,9 @@ from ansible_collections.veritas.chaos.plugins.module_utils._client import (
 from ansible_collections.veritas.chaos.plugins.module_utils._errors import ChaosError
 from ansible_collections.veritas.chaos.plugins.module_utils._guard import (
     guard_namespace,
+)
+from ansible_collections.veritas.chaos.plugins.module_utils._ledger import (
+    recording_client,
 )
 from ansible_collections.veritas.chaos.plugins.module_utils._runner import run_module
 from ansible_collections.veritas.chaos.plugins.module_utils._traffic import (
@@ -414,6 +419,7 @@ def set_traffic_split(
 def main() -> None:
     argument_spec = build_argument_spec(
         AUTH_ARG_SPEC,
+        LEDGER_ARG_SPEC,
         GUARD_ARG_SPEC,
         name={"type": "str", "default": "veritas-traffic-config"},
         namespace={"type": "str", "required": True},
@@ -451,7 +457,8 @@ def main() -> None:
         validate_weights(module.params["control"], module.params["canary"])
         validate_observe(module.params["observe"])
         return set_traffic_split(
-            get_client(module.params), module.params, module.check_mode, module._diff
+            recording_client(get_client(module.params), module.params, "veritas.chaos.traffic_split"),
+            module.params, module.check_mode, module._diff
         )
 
     run_module(module, action)

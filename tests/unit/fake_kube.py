@@ -89,6 +89,8 @@ class FakeKube:
             raise ChaosError("exists", reason="conflict", status=409)
         if dry_run:
             return copy.deepcopy(body)
+        body = copy.deepcopy(body)
+        body["metadata"].setdefault("uid", "uid-" + body["metadata"]["name"])
         return self.put(target, body)
 
     def replace(
@@ -111,6 +113,8 @@ class FakeKube:
     ) -> dict[str, Any]:
         self.calls.append(("PATCH", path, dry_run))
         self._check_fail("PATCH", path)
+        if path.endswith("/status") and path[: -len("/status")] in self.objects:
+            path = path[: -len("/status")]  # the status subresource of a stored object
         if path not in self.objects:
             raise ChaosError("not found", reason="not_found", status=404)
         merged = _merge(self.objects[path], json.loads(json.dumps(body)))
@@ -133,7 +137,8 @@ class FakeKube:
             raise ChaosError("not found", reason="not_found", status=404)
         if (
             preconditions
-            and preconditions.get("resourceVersion")
+            and "resourceVersion" in preconditions
+            and preconditions["resourceVersion"]
             != self.objects[path]["metadata"]["resourceVersion"]
         ):
             raise ChaosError("conflict", reason="conflict", status=409)
