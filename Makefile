@@ -7,7 +7,7 @@ export VERITAS_LAB_CACHE ?= $(HOME)/.cache/veritas-lab
 export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(REPO)/ansible.cfg
 
-.PHONY: help venv collection-link lab-build lab-up lab-down lab-status test test-unit sanity lint gameday gameday-canary molecule restore-soak bench clean
+.PHONY: help venv collection-link lab-build lab-up lab-down lab-status test test-unit scenarios-check sanity lint galaxy gameday gameday-canary molecule restore-soak bench clean
 
 help:
 	@echo "make gameday    set up the lab and run playbooks/gameday-bluegreen.yml"
@@ -46,11 +46,20 @@ test: venv collection-link lab-build
 test-unit: venv collection-link
 	$(PY) -m pytest -q tests/unit
 
+# The game-day registry (scenarios/registry.yml) against the playbooks, roles, molecule and README.
+scenarios-check: venv
+	$(PY) scenarios/registry.py check
+
 sanity: venv
 	lab/bin/sanity.sh
 
 lint: venv collection-link
 	$(VENV)/bin/ansible-lint --profile production
+
+# The collection as Galaxy sees it: role READMEs, changelog, the built tarball (installs, ansible-doc),
+# antsibull-docs lint-collection-docs and galaxy-importer (tests/galaxy/run.sh; about a minute).
+galaxy: venv
+	tests/galaxy/run.sh
 
 # The main job: the blue-green game days (runbook scenarios 3, 5, 6) on the lab.
 # The journal's last line names the report (reports/<UTC time>-gameday-bluegreen/report.md).

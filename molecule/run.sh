@@ -13,15 +13,10 @@ export ANSIBLE_CONFIG="$REPO/ansible.cfg"
 export ANSIBLE_COLLECTIONS_PATH="$REPO/.collections"
 export PATH="$REPO/.venv/bin:$PATH"
 
-SCENARIOS=(
-  canary_pod_termination canary_pod_termination_negative
-  canary_error_rate canary_error_rate_negative
-  metrics_outage metrics_outage_negative
-  bluegreen_unhealthy_target bluegreen_unhealthy_target_negative
-  kv_cache_corruption kv_cache_corruption_negative
-  gpu_unavailable gpu_unavailable_negative
-  restore_after_interrupt
-)
+# The list comes from the scenario registry (scenarios/registry.yml): each game day, then its
+# negative run, then restore_after_interrupt. A broken registry stops here instead of running none.
+mapfile -t SCENARIOS < <("$REPO/.venv/bin/python" "$REPO/scenarios/registry.py" molecule)
+[ "${#SCENARIOS[@]}" -gt 0 ] || { echo "molecule/run.sh: scenarios/registry.py molecule gave no scenarios" >&2; exit 2; }
 if [ "$#" -gt 0 ]; then SCENARIOS=("$@"); fi
 
 if [ ! -e .collections/ansible_collections/veritas/chaos ]; then

@@ -13,6 +13,7 @@ run() { local name=$1; shift; log "== $name: $*"; "$@" || failed+=("$name"); }
 if [ -f galaxy.yml ]; then
   run sanity "$REPO_ROOT/lab/bin/sanity.sh"
   run lint "$REPO_ROOT/.venv/bin/ansible-lint" --profile production
+  run galaxy "$REPO_ROOT/tests/galaxy/run.sh"
 fi
 run lab-up "$REPO_ROOT/lab/bin/lab-up.sh"
 if [[ " ${failed[*]} " == *" lab-up "* ]]; then

@@ -3,8 +3,8 @@
 #
 # ansible-test needs the collection at ansible_collections/veritas/chaos/. Rather than move the
 # repo, this copies what the collection ships (tracked and untracked-but-not-ignored files,
-# minus galaxy.yml's build_ignore) into a temporary tree, makes it a throwaway git repo so
-# ansible-test sees exactly those files, and runs the tests there. ansible-test's --venv mode
+# minus galaxy.yml's build_ignore) and its tests into a temporary tree, makes it a throwaway git
+# repo so ansible-test sees exactly those files, and runs the tests there. ansible-test's --venv mode
 # bootstraps pip from ci-files.testing.ansible.com, which this machine cannot reach, so the
 # tests run --local in a dedicated virtualenv (PyPI only, cached outside the repo) where
 # --requirements installs each test's pinned tools without touching .venv.
@@ -40,6 +40,9 @@ import yaml
 dest = sys.argv[1]
 with open("galaxy.yml", encoding="utf-8") as handle:
     ignores = yaml.safe_load(handle).get("build_ignore") or []
+# The built collection leaves the tests out, but ansible-test checks them too (all of tests/
+# but the lab's tests and ansible-test's own output).
+ignores = [p for p in ignores if not p.startswith("tests/")] + ["tests/lab", "tests/output"]
 
 def ignored(path):
     parts = path.split("/")

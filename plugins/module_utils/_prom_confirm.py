@@ -98,7 +98,7 @@ def validate_confirm_options(options: dict[str, Any] | None) -> None:
             field="prometheus",
         )
     for field in ("url", "query"):
-        if not options.get(field):
+        if not str(options.get(field) or "").strip():
             raise ChaosError(
                 f"prometheus.{field} is required with confirm_with=prometheus.",
                 reason="invalid_input",

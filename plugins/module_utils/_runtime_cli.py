@@ -243,7 +243,10 @@ def _fmt(value: Any) -> str:
 
 def cli_prefix(cli_path: str) -> list[str]:
     """The CLI command as a list, e.g. 'cli' or 'python3 /app/cli.py'."""
-    parts = shlex.split(cli_path or "")
+    try:
+        parts = shlex.split(cli_path or "")
+    except ValueError:  # an unbalanced quote
+        parts = []
     if not parts:
         raise _invalid(
             "cli_path must name the runtime CLI, e.g. cli or ./cli.", "cli_path"

@@ -50,6 +50,12 @@ def validate_selector(selector: Any, field: str = "selector") -> dict[str, str]:
                 field=field,
             )
         clean[key] = text
+    if not any(clean.values()):
+        raise ChaosError(
+            f"{field} must select by at least one non-empty label value, got {selector!r}.",
+            reason="invalid_input",
+            field=field,
+        )
     return clean
 
 

@@ -226,6 +226,9 @@ from ansible_collections.veritas.chaos.plugins.module_utils._runtime_exec import
     run_in_pod,
     running_pods,
 )
+from ansible_collections.veritas.chaos.plugins.module_utils._validate import (
+    validate_input,
+)
 
 WARMUP = "warmup"
 WAIT = "wait"
@@ -233,6 +236,12 @@ NONE = "none"
 
 
 def validate_params(params: dict[str, Any]) -> None:
+    validate_input(
+        params,
+        namespaces=("namespace",),
+        dns_labels=("container",),
+        selectors=("label_selector",),
+    )
     checks = (
         (
             "target_percent",

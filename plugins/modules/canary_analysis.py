@@ -425,6 +425,9 @@ from ansible_collections.veritas.chaos.plugins.module_utils._rollback import (
     rollback_traffic,
 )
 from ansible_collections.veritas.chaos.plugins.module_utils._runner import run_module
+from ansible_collections.veritas.chaos.plugins.module_utils._validate import (
+    validate_input,
+)
 
 
 def settings_from(params: dict[str, Any]) -> Settings:
@@ -498,6 +501,20 @@ def analyse(
     want_diff: bool,
 ) -> dict[str, Any]:
     clock = time.time
+    validate_input(
+        params,
+        namespaces=("namespace",),
+        names=("traffic_configmap",),
+        data_keys=("control_key", "canary_key"),
+        label_values=("variant",),
+        urls=("prometheus_url",),
+    )
+    if params["control_key"] == params["canary_key"]:
+        raise ChaosError(
+            f"canary_key must differ from control_key, got {params['canary_key']!r} for both.",
+            reason="invalid_input",
+            field="canary_key",
+        )
     settings = settings_from(params)
     error_rate_query, latency_query = queries_from(params)
     prometheus = prometheus_from(params)

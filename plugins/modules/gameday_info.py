@@ -198,6 +198,9 @@ from ansible_collections.veritas.chaos.plugins.module_utils._selector import (
 from ansible_collections.veritas.chaos.plugins.module_utils._traffic import (
     configmap_weights,
 )
+from ansible_collections.veritas.chaos.plugins.module_utils._validate import (
+    validate_input,
+)
 
 
 def summarise_pods(pods: list[dict[str, Any]], label: str) -> dict[str, dict[str, int]]:
@@ -236,6 +239,14 @@ def endpoint_summary(slices: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def read_gameday_state(client: KubeClient, params: dict[str, Any]) -> dict[str, Any]:
+    validate_input(
+        params,
+        namespaces=("namespace",),
+        names=("traffic_configmap", "service"),
+        data_keys=("control_key", "canary_key"),
+        label_keys=("colour_label", "variant_label"),
+        selectors=("pod_selector",),
+    )
     namespace = params["namespace"]
     guard_namespace(client, namespace, params)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: gameday_ledger
 short_description: Open a game-day run's change ledger, record its processes, and restore exactly what was there
-version_added: 1.1.0
+version_added: 1.0.0
 description:
   - A game-day run records in the cluster what it changes before it changes it, so that a restore puts back the
     value that was there (not what an inventory says) from any controller, after any interruption.
@@ -246,9 +246,18 @@ from ansible_collections.veritas.chaos.plugins.module_utils._runner import run_m
 from ansible_collections.veritas.chaos.plugins.module_utils._runtime_exec import (
     run_checked,
 )
+from ansible_collections.veritas.chaos.plugins.module_utils._validate import (
+    validate_input,
+)
+
+# The largest process id Linux hands out (/proc/sys/kernel/pid_max at most 2**22).
+PID_MAX = 4194304
 
 
 def validate_params(params: dict[str, Any]) -> None:
+    validate_input(
+        params, namespaces=("namespace",), names=("name",), label_values=("topology",)
+    )
     if params["state"] == "present" and not (params["run_id"] or "").strip():
         raise ChaosError(
             "run_id is required with state=present (the run's identity, e.g. the lock holder).",
@@ -262,9 +271,9 @@ def validate_params(params: dict[str, Any]) -> None:
             field="name",
         )
     for process in params["processes"]:
-        if process["pid"] < 2:
+        if not 2 <= process["pid"] <= PID_MAX:
             raise ChaosError(
-                f"processes[].pid must be a process id of at least 2, got {process['pid']}.",
+                f"processes[].pid must be a process id from 2 to {PID_MAX}, got {process['pid']}.",
                 reason="invalid_input",
                 field="processes.pid",
             )

@@ -233,6 +233,9 @@ from ansible_collections.veritas.chaos.plugins.module_utils._lock import (
     lease_summary,
 )
 from ansible_collections.veritas.chaos.plugins.module_utils._runner import run_module
+from ansible_collections.veritas.chaos.plugins.module_utils._validate import (
+    validate_input,
+)
 
 # An object name (RFC 1123 subdomain), which is what the API accepts for a Lease.
 LEASE_NAME = re.compile(
@@ -243,6 +246,7 @@ NONE = "none"
 
 
 def validate_params(params: dict[str, Any]) -> None:
+    validate_input(params, namespaces=("namespace",))
     checks = (
         (
             "name",

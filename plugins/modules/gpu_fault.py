@@ -291,12 +291,27 @@ from ansible_collections.veritas.chaos.plugins.module_utils._nodes import (
     runtime_set_command,
 )
 from ansible_collections.veritas.chaos.plugins.module_utils._runner import run_module
+from ansible_collections.veritas.chaos.plugins.module_utils._runtime_cli import (
+    cli_prefix,
+)
+from ansible_collections.veritas.chaos.plugins.module_utils._validate import (
+    validate_input,
+)
 
 STATES = ("present", "absent")
 
 
 def validate(params: dict[str, Any]) -> None:
     """Bad input fails before the API is touched, naming the field and the allowed values."""
+    validate_input(
+        params,
+        namespaces=("namespace",),
+        names=("nodes", "pods"),
+        dns_labels=("container",),
+        selectors=("label_selector", "node_selector"),
+        label_keys=("taint_key", "resource"),
+        label_values=("taint_value",) if params["taint_value"] else (),
+    )
     if params["method"] not in METHODS:
         raise ChaosError(
             "method must be one of {}, got {!r}.".format(
@@ -339,18 +354,30 @@ def validate(params: dict[str, Any]) -> None:
             reason="invalid_input",
             field="exec_timeout",
         )
-    if params["method"] == "runtime_flag" and not shlex.split(params["cli_path"] or ""):
-        raise ChaosError(
-            "cli_path must name the runtime CLI, for example ./cli.",
-            reason="invalid_input",
-            field="cli_path",
-        )
+    if params["method"] == "runtime_flag":
+        cli_prefix(params["cli_path"])
     if params["method"] == "dcgm" and not params["dcgm_gpu_ids"]:
         raise ChaosError(
             "dcgm_gpu_ids must list at least one GPU id.",
             reason="invalid_input",
             field="dcgm_gpu_ids",
         )
+    if params["method"] == "dcgm":
+        for field in ("dcgm_gpu_ids", "dcgm_field_id"):
+            values = params[field] if isinstance(params[field], list) else [params[field]]
+            if any(value < 0 for value in values):
+                raise ChaosError(
+                    f"{field} must be GPU or field ids of at least 0, got {params[field]!r}.",
+                    reason="invalid_input",
+                    field=field,
+                )
+        for field in ("dcgmi_path", "dcgm_value", "dcgm_clear_value"):
+            if not (params[field] or "").strip():
+                raise ChaosError(
+                    f"{field} must not be empty with method dcgm.",
+                    reason="invalid_input",
+                    field=field,
+                )
 
 
 def select_nodes(client: KubeClient, params: dict[str, Any]) -> list[dict[str, Any]]:

@@ -208,9 +208,19 @@ from ansible_collections.veritas.chaos.plugins.module_utils._ledger import (
     unrecorded,
 )
 from ansible_collections.veritas.chaos.plugins.module_utils._runner import run_module
+from ansible_collections.veritas.chaos.plugins.module_utils._validate import (
+    validate_input,
+)
 
 
 def validate_params(params: dict[str, Any]) -> None:
+    validate_input(
+        params,
+        namespaces=("namespace",),
+        names=("record_configmap",),
+        selectors=("label_selector",),
+        data_keys=("experiment_id",),
+    )
     validate_caps(params["max_count"], params["max_percent"])
     pods_to_kill(1, params["count"], params["percent"])
     for field in ("wait_timeout", "grace_period_seconds"):

@@ -491,6 +491,7 @@ restored:
   sample: false
 """
 
+import re
 import time
 from typing import Any
 
@@ -558,8 +559,16 @@ from ansible_collections.veritas.chaos.plugins.module_utils._runtime_exec import
     run_in_pod,
     running_pods,
 )
+from ansible_collections.veritas.chaos.plugins.module_utils._selector import (
+    validate_selector,
+)
+from ansible_collections.veritas.chaos.plugins.module_utils._validate import (
+    NUMBER_LIMIT,
+    validate_input,
+)
 
 NETWORK_POLICY_API = "networking.k8s.io/v1"
+ENVOY_RUNTIME_PREFIX = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
 READBACK_SLEEP = 0.5
 ENFORCEMENT_WARNING = (
     "The NetworkPolicy is in place, but whether the cluster's network plugin enforces it is not visible "
@@ -568,8 +577,41 @@ ENFORCEMENT_WARNING = (
 
 
 def validate_params(params: dict[str, Any]) -> None:
+    validate_input(
+        params,
+        unbounded=("prometheus.threshold",),
+        namespaces=("namespace", "prometheus_namespace"),
+        dns_labels=("container",),
+        names=("policy_name",),
+        selectors=("label_selector",),
+        urls=("envoy_admin_url", "prometheus.url"),
+    )
+    if params["prometheus_pod_labels"] is not None:
+        validate_selector(params["prometheus_pod_labels"], "prometheus_pod_labels")
+    if params["metrics_port"] is not None and not 1 <= params["metrics_port"] <= 65535:
+        raise ChaosError(
+            f"metrics_port must be a port from 1 to 65535, got {params['metrics_port']}.",
+            reason="invalid_input",
+            field="metrics_port",
+        )
+    if not ENVOY_RUNTIME_PREFIX.match(params["envoy_runtime_prefix"] or ""):
+        raise ChaosError(
+            "envoy_runtime_prefix must be an Envoy runtime key prefix such as fault.http, "
+            f"got {params['envoy_runtime_prefix']!r}.",
+            reason="invalid_input",
+            field="envoy_runtime_prefix",
+        )
     validate_fault_options(params["fault"], params["method"], params["state"], params)
     validate_caps(params["max_count"], params["max_percent"])
+    # pods_to_kill names count and percent; here they are pod_count and pod_percent (percent
+    # is the fault's own option).
+    for field, low, high in (("pod_count", 1, NUMBER_LIMIT), ("pod_percent", 1, 100)):
+        if params[field] is not None and not low <= params[field] <= high:
+            raise ChaosError(
+                f"{field} must be an integer from {low} to {high}, got {params[field]}.",
+                reason="invalid_input",
+                field=field,
+            )
     pods_to_kill(1, params["pod_count"], params["pod_percent"])
     for field in ("exec_timeout", "confirm_timeout"):
         if params[field] < 1:

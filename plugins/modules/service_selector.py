@@ -261,11 +261,32 @@ from ansible_collections.veritas.chaos.plugins.module_utils._selector import (
     switch_patch,
     validate_selector,
 )
+from ansible_collections.veritas.chaos.plugins.module_utils._validate import (
+    validate_input,
+)
 
 
 def validate_params(params: dict[str, Any]) -> None:
+    validate_input(
+        params,
+        namespaces=("namespace",),
+        names=("name", "lock_name"),
+        dns_labels=("health_container",),
+    )
     if params["state"] == "present":
         validate_selector(params["selector"], "selector")
+    if params["health_command"] and not str(params["health_command"][0]).strip():
+        raise ChaosError(
+            f"health_command must start with the program to run, got {params['health_command']!r}.",
+            reason="invalid_input",
+            field="health_command",
+        )
+    if params["lock_holder"] is not None and not params["lock_holder"].strip():
+        raise ChaosError(
+            "lock_holder must be a non-empty identity (or left unset).",
+            reason="invalid_input",
+            field="lock_holder",
+        )
     for field, minimum in (
         ("min_ready_pods", 0),
         ("health_timeout", 1),

@@ -250,7 +250,6 @@ object:
 """
 
 import time
-import urllib.parse
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
@@ -282,6 +281,10 @@ from ansible_collections.veritas.chaos.plugins.module_utils._traffic import (
     route_weights,
     split_observed,
     validate_weights,
+)
+from ansible_collections.veritas.chaos.plugins.module_utils._validate import (
+    is_http_url,
+    validate_input,
 )
 
 ROUTE_API = "route.openshift.io/v1"
@@ -338,20 +341,47 @@ def observe_split(options: dict[str, Any], canary: int) -> dict[str, Any]:
         time.sleep(options["interval"])
 
 
+def validate_params(params: dict[str, Any]) -> None:
+    validate_input(
+        params,
+        namespaces=("namespace",),
+        names=("name",),
+        dns_labels=("route_control_service", "route_canary_service"),
+        data_keys=("control_key", "canary_key"),
+    )
+    if params["control_key"] == params["canary_key"]:
+        raise ChaosError(
+            f"canary_key must differ from control_key, got {params['canary_key']!r} for both.",
+            reason="invalid_input",
+            field="canary_key",
+        )
+
+
 def validate_observe(options: dict[str, Any] | None) -> None:
     if not options:
         return
-    url = urllib.parse.urlparse(options["prometheus_url"] or "")
-    if url.scheme not in ("http", "https") or not url.netloc:
+    if not (options["query"] or "").strip():
+        raise ChaosError(
+            "observe.query must be a non-empty PromQL expression.",
+            reason="invalid_input",
+            field="observe.query",
+        )
+    if not is_http_url(options["prometheus_url"]):
         raise ChaosError(
             f"observe.prometheus_url must be an http:// or https:// URL, got {options['prometheus_url']!r}.",
             reason="invalid_input",
             field="prometheus_url",
         )
-    for field, minimum in (("tolerance", 0), ("timeout", 0), ("interval", 0.01)):
-        if options[field] < minimum:
+    for field, minimum, maximum in (
+        ("tolerance", 0, 100),
+        ("timeout", 0, None),
+        ("interval", 0.01, None),
+    ):
+        if options[field] < minimum or (maximum is not None and options[field] > maximum):
             raise ChaosError(
-                f"observe.{field} must be at least {minimum}, got {options[field]}.",
+                f"observe.{field} must be at least {minimum}"
+                + (f" and at most {maximum}" if maximum is not None else "")
+                + f", got {options[field]}.",
                 reason="invalid_input",
                 field=f"observe.{field}",
             )
@@ -454,6 +484,7 @@ def main() -> None:
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
 
     def action() -> dict[str, Any]:
+        validate_params(module.params)
         validate_weights(module.params["control"], module.params["canary"])
         validate_observe(module.params["observe"])
         return set_traffic_split(

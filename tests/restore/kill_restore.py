@@ -18,6 +18,7 @@ Needs the running lab (make lab-up). Prints one line per trial and 'N passed, M 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import random
@@ -42,7 +43,7 @@ GAMEDAYS = [
     ("gpu_unavailable", "gameday-gpu-unavailable.yml"),
 ]
 # A kill lands anywhere from the pre-flight to the report (the game days take 25-70 s on the lab).
-KILL_AFTER = (2.0, 45.0)
+KILL_AFTER = (5.0, 55.0)
 
 
 def _kube_bin() -> Path:
@@ -195,7 +196,34 @@ def recorded_processes_alive(items: list[dict]) -> list[str]:
                 alive.append(
                     f"{entry.get('what')} pid {proc['pid']} ({cm['metadata']['name']})"
                 )
+            if proc.get("group") == "workers":
+                alive += [
+                    f"worker pid {pid} of the killed run" for pid in workers_alive(proc)
+                ]
     return alive
+
+
+def workers_alive(controller: dict) -> list[int]:
+    """Forked workers of a killed ansible-playbook: its process group, its command line."""
+    pids = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{name}/stat").read_text()
+            cmdline = Path(f"/proc/{name}/cmdline").read_bytes()
+        except OSError:
+            continue
+        fields = stat.rpartition(")")[2].split()
+        if (
+            int(fields[2]) == controller["pgid"]
+            and fields[0] != "Z"
+            and int(fields[19]) >= controller["start_ticks"]
+            and hashlib.sha256(cmdline.rstrip(b"\0")).hexdigest()
+            == controller.get("cmdline_sha256")
+        ):
+            pids.append(int(name))
+    return pids
 
 
 def controller_pid(ledger_names_before: set[str]) -> int | None:
