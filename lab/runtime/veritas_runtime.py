@@ -780,6 +780,8 @@ class Handler(BaseHTTPRequestHandler):
         else:
             data = json.dumps(body).encode()
             ctype = "application/json"
+        # Counted before the client can read the answer: a scrape right after a response sees it.
+        rt.metrics.count_http(handler or self._handler_name(), code)
         self.send_response(code)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(data)))
@@ -791,7 +793,6 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)
-        rt.metrics.count_http(handler or self._handler_name(), code)
         if rt.exit_code is not None:
             self.wfile.flush()
             rt.log.event("process_exit", code=rt.exit_code, reason="oom_killed")
