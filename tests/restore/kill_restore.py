@@ -204,7 +204,7 @@ def recorded_processes_alive(items: list[dict]) -> list[str]:
 
 
 def workers_alive(controller: dict) -> list[int]:
-    """Forked workers of a killed ansible-playbook: its process group, its command line."""
+    """Forked workers of a killed ansible-playbook: its command line, started after it."""
     pids = []
     for name in os.listdir("/proc"):
         if not name.isdigit():
@@ -215,8 +215,9 @@ def workers_alive(controller: dict) -> list[int]:
         except OSError:
             continue
         fields = stat.rpartition(")")[2].split()
+        # Workers detach into their own sessions: orphans (parent 1) or the controller's group.
         if (
-            int(fields[2]) == controller["pgid"]
+            (int(fields[2]) == controller["pgid"] or int(fields[1]) == 1)
             and fields[0] != "Z"
             and int(fields[19]) >= controller["start_ticks"]
             and hashlib.sha256(cmdline.rstrip(b"\0")).hexdigest()
