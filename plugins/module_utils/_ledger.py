@@ -683,7 +683,12 @@ def summary(obj: dict[str, Any], ledger: Ledger) -> dict[str, Any]:
         "restored_through": ledger.restored_through(obj),
         "entries": len(entries),
         "changes": [
-            {"seq": e["seq"], "at": e["at"], "type": e["type"], "what": describe_entry(e)}
+            {
+                "seq": e["seq"],
+                "at": e["at"],
+                "type": e["type"],
+                "what": describe_entry(e),
+            }
             for e in entries
         ],
     }
@@ -998,12 +1003,11 @@ def restore_ledger(
     through = max(
         (entry["seq"] for entry in pending), default=ledger.restored_through(obj)
     )
-    if not dry_run and (pending or failed):
-        ledger.mark(FAILED if failed else RESTORED, None if failed else through)
-    elif not dry_run and not pending:
-        labels = (obj.get("metadata") or {}).get("labels") or {}
-        if labels.get(STATE_LABEL) != RESTORED:
-            ledger.mark(RESTORED, through)
+    state = ((obj.get("metadata") or {}).get("labels") or {}).get(STATE_LABEL)
+    if not dry_run and failed:
+        ledger.mark(FAILED, None)
+    elif not dry_run and (pending or state != RESTORED):
+        ledger.mark(RESTORED, through)
     return {
         "changed": any(result["changed"] for result in results),
         "steps": results,

@@ -13,13 +13,14 @@ from ansible_collections.veritas.chaos.plugins.module_utils._errors import Chaos
 PREVIOUS_SELECTOR_ANNOTATION = "veritas.chaos/previous-selector"
 ROLLED_BACK_FROM_ANNOTATION = "veritas.chaos/rolled-back-from"
 
-_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
-_KEY_RE = re.compile(
+# Label names and keys as Kubernetes defines them (also used by _validate.py).
+LABEL_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+LABEL_KEY = re.compile(
     r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
-    + _NAME
+    + LABEL_NAME
     + "$"
 )
-_VALUE_RE = re.compile(r"^(" + _NAME + ")?$")
+_VALUE_RE = re.compile(r"^(" + LABEL_NAME + ")?$")
 
 
 def validate_selector(selector: Any, field: str = "selector") -> dict[str, str]:
@@ -33,7 +34,7 @@ def validate_selector(selector: Any, field: str = "selector") -> dict[str, str]:
     clean: dict[str, str] = {}
     for key, value in selector.items():
         text = "" if value is None else str(value)
-        if not isinstance(key, str) or not _KEY_RE.match(key):
+        if not isinstance(key, str) or not LABEL_KEY.match(key):
             raise ChaosError(
                 f"{field} has an invalid label key {key!r}.",
                 reason="invalid_input",

@@ -20,17 +20,15 @@ from ansible_collections.veritas.chaos.plugins.module_utils._errors import Chaos
 from ansible_collections.veritas.chaos.plugins.module_utils._ledger import (
     parse_ledger_ref,
 )
+from ansible_collections.veritas.chaos.plugins.module_utils._selector import (
+    LABEL_KEY,
+    LABEL_NAME,
+)
 
 _DNS_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 DNS_LABEL = re.compile("^" + _DNS_LABEL + "$")
 DNS_SUBDOMAIN = re.compile("^" + _DNS_LABEL + r"(\." + _DNS_LABEL + ")*$")
-_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
-LABEL_KEY = re.compile(
-    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
-    + _NAME
-    + "$"
-)
-LABEL_VALUE = re.compile("^" + _NAME + "$")
+LABEL_VALUE = re.compile("^" + LABEL_NAME + "$")
 DATA_KEY = re.compile(r"^[-._a-zA-Z0-9]{1,253}$")
 _SET_REQUIREMENT = re.compile(r"^(\S+)\s+(in|notin)\s*\((.*)\)$")
 

@@ -319,7 +319,7 @@ def open_ledger(
             identity, sort_keys=True
         ):
             recorded.append(
-                recorder.ledger.append(
+                ledger.append(
                     {
                         "type": "process",
                         "module": "veritas.chaos.gameday_ledger",
@@ -472,7 +472,7 @@ def delete(
             field="force",
         )
     client.delete(
-        resource_path("v1", "configmaps", ledger.namespace, ledger.name),
+        ledger.path,
         dry_run=check_mode,
     )
     return {"changed": True, "ledger": None}
