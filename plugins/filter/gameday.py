@@ -399,6 +399,72 @@ def seconds_between(start: Any, end: Any, ndigits: int | None = 3) -> float | No
     return round(delta, ndigits) if ndigits is not None else delta
 
 
+# What a scenario's measure step may say about one criterion (the rest is the registry's).
+MEASURE_KEYS = ("measured", "evidence", "missing", "missing_text", "note", "bound", "description")
+
+
+def scenario_criteria(
+    criteria: Sequence[Mapping[str, Any]],
+    measures: Mapping[str, Any] | None,
+    bounds: Mapping[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """Join a scenario's criteria from the registry with what the run measured, by criterion id.
+
+    The registry gives the words, comparison, unit and bound; ``bounds`` the bound's value (the
+    engine resolves the registry's variable names); a measure's own ``bound`` wins over both. No
+    measures at all (the run failed before measuring) gives no criteria; a measure for an id the
+    registry does not list, or a registry criterion without a measure, is an error, except for
+    criteria marked ``optional`` (measured only in some runs).
+    """
+    if not measures:
+        return []
+    if not isinstance(measures, Mapping):
+        raise AnsibleFilterError(
+            f"scenario_criteria: measures must be a dict of criterion id to measure, got {type(measures).__name__}"
+        )
+    known = [c.get("id") for c in criteria]
+    unknown = sorted(set(measures) - set(known))
+    if unknown:
+        raise AnsibleFilterError(
+            f"scenario_criteria: measured {', '.join(unknown)}, which the registry does not list; "
+            f"its criteria are {', '.join(known)}"
+        )
+    bounds = bounds or {}
+    joined = []
+    for criterion in criteria:
+        label = criterion["id"]
+        measure = measures.get(label)
+        if measure is None:
+            if criterion.get("optional"):
+                continue
+            raise AnsibleFilterError(
+                f"scenario_criteria: criterion {label!r} of the registry was not measured; "
+                f"measured: {', '.join(measures)}"
+            )
+        if not isinstance(measure, Mapping):
+            raise AnsibleFilterError(
+                f"scenario_criteria: the measure of {label!r} must be a dict with keys {', '.join(MEASURE_KEYS)}"
+            )
+        extra = sorted(set(measure) - set(MEASURE_KEYS))
+        if extra:
+            raise AnsibleFilterError(
+                f"scenario_criteria: the measure of {label!r} has unknown key(s) {', '.join(extra)}; "
+                f"allowed keys are {', '.join(MEASURE_KEYS)}"
+            )
+        entry = {
+            "id": label,
+            # A run may name what it found (the colour it switched to) in its own words.
+            "description": measure.get("description") or criterion.get("description") or criterion["runbook"],
+            "comparison": criterion["comparison"],
+            "unit": criterion.get("unit", ""),
+            "bound": measure["bound"] if "bound" in measure else bounds.get(label, criterion.get("bound")),
+            "measured": measure.get("measured"),
+        }
+        entry.update({k: measure[k] for k in ("evidence", "missing", "missing_text", "note") if k in measure})
+        joined.append(entry)
+    return joined
+
+
 class FilterModule:
     """veritas.chaos game-day filters."""
 
@@ -410,4 +476,5 @@ class FilterModule:
             "percent_change": percent_change,
             "split_ratio": split_ratio,
             "seconds_between": seconds_between,
+            "scenario_criteria": scenario_criteria,
         }
