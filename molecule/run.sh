@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Runs every game-day molecule scenario in sequence on the running lab (make lab-up first):
-# each game day, then its negative run. One line per scenario with its result and wall time;
-# exits non-zero when any scenario failed.
-#   molecule/run.sh                      # all of them
-#   molecule/run.sh metrics_outage ...   # some of them
+# Runs every game day of the registry in sequence on the running lab (make lab-up first): each
+# game day, then its negative run, as runs of the one molecule scenario molecule/gameday, then
+# the other scenarios (restore_after_interrupt). One line per run with its result and wall time;
+# exits non-zero when any run failed.
+#   molecule/run.sh                                               # all of them
+#   molecule/run.sh metrics_outage metrics_outage_negative ...    # some of them
 # Logs: reports/molecule/logs/<scenario>.log
 set -uo pipefail
 
@@ -15,6 +16,7 @@ export PATH="$REPO/.venv/bin:$PATH"
 
 # The list comes from the scenario registry (scenarios/registry.yml): each game day, then its
 # negative run, then restore_after_interrupt. A broken registry stops here instead of running none.
+# A run of molecule/gameday gets its vars from `registry.py molecule-vars RUN`.
 mapfile -t SCENARIOS < <("$REPO/.venv/bin/python" "$REPO/scenarios/registry.py" molecule)
 [ "${#SCENARIOS[@]}" -gt 0 ] || { echo "molecule/run.sh: scenarios/registry.py molecule gave no scenarios" >&2; exit 2; }
 if [ "$#" -gt 0 ]; then SCENARIOS=("$@"); fi
@@ -29,7 +31,13 @@ failed=0
 total_start=$(date +%s%N)
 for s in "${SCENARIOS[@]}"; do
   start=$(date +%s%N)
-  if "$REPO/.venv/bin/molecule" test -s "$s" >"$LOGS/$s.log" 2>&1; then
+  if [ -f "molecule/$s/molecule.yml" ]; then
+    cmd=("$REPO/.venv/bin/molecule" test -s "$s")
+  else
+    "$REPO/.venv/bin/python" "$REPO/scenarios/registry.py" molecule-vars "$s" >"$LOGS/$s.vars.yml" || { echo "$s: not a run of the registry" >&2; failed=$((failed + 1)); continue; }
+    cmd=(env VERITAS_MOLECULE_RUN="$s" VERITAS_MOLECULE_VARS="$LOGS/$s.vars.yml" "$REPO/.venv/bin/molecule" test -s gameday)
+  fi
+  if "${cmd[@]}" >"$LOGS/$s.log" 2>&1; then
     result=PASS
   else
     result=FAIL

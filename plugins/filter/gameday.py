@@ -435,6 +435,7 @@ def scenario_criteria(
         label = criterion["id"]
         measure = measures.get(label)
         if measure is None:
+            # An optional criterion left out, or measured as null: not part of this run.
             if criterion.get("optional"):
                 continue
             raise AnsibleFilterError(

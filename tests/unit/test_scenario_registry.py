@@ -2,14 +2,18 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The game-day registry (scenarios/registry.yml) and everything that must agree with it.
 
-The first half checks the repository as it is; the second half breaks a copy of the registry
-and shows that each check names the mismatch (so a green run means the checks looked).
+The first part checks the repository as it is. The rest works on a small collection written
+under tmp_path (two scenarios of the engine, roles/gameday): it passes every check, and each
+test breaks one thing in it to show that validation or a check names the mismatch (so a green
+run on the repository means the checks looked).
 """
 
 from __future__ import annotations
 
-import shutil
+import copy
+import textwrap
 from fnmatch import fnmatch
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,26 +26,12 @@ if not (REPO / "molecule").is_dir() or not (REPO / "Makefile").is_file():
     pytest.skip("needs the repository (molecule/, Makefile), not the built collection", allow_module_level=True)
 
 
+# --- the repository agrees with the registry -------------------------------------------------
+
+
 @pytest.fixture(scope="module")
 def registry() -> reg.Registry:
     return reg.load()
-
-
-@pytest.fixture
-def data() -> dict[str, Any]:
-    """The registry's YAML, to break a copy of."""
-    return yaml.safe_load(reg.REGISTRY_PATH.read_text(encoding="utf-8"))
-
-
-def entry(data: dict[str, Any], scenario_id: str) -> dict[str, Any]:
-    return next(s for s in data["scenarios"] if s["id"] == scenario_id)
-
-
-def criterion(scenario: dict[str, Any], criterion_id: str) -> dict[str, Any]:
-    return next(c for c in scenario["criteria"] if c["id"] == criterion_id)
-
-
-# --- the repository agrees with the registry -------------------------------------------------
 
 
 def test_one_entry_per_runbook_game_day(registry):
@@ -61,26 +51,11 @@ def test_runbook(registry):
     assert reg.check_runbook(registry, path.read_text(encoding="utf-8")) == []
 
 
-def test_molecule_order(registry):
-    names = reg.REPO.joinpath("molecule")
-    listed = registry.molecule_scenarios()
-    assert listed[-1] == "restore_after_interrupt"
+def test_molecule_runs_of_the_repository(registry):
+    runs = registry.molecule_runs()
+    assert runs[-len(registry.molecule_extra):] == list(registry.molecule_extra) == ["restore_after_interrupt"]
     for s in registry.scenarios:
-        assert listed.index(s.molecule.negative) == listed.index(s.molecule.gameday) + 1
-    assert sorted(listed) == sorted(p.parent.name for p in names.glob("*/molecule.yml"))
-
-
-def test_cli_molecule(capsys, registry):
-    assert reg.main(["molecule"]) == 0
-    assert capsys.readouterr().out.split() == registry.molecule_scenarios()
-
-
-def test_cli_readme_table(capsys, registry):
-    assert reg.main(["readme-table"]) == 0
-    out = capsys.readouterr().out
-    assert out == reg.readme_table(registry)
-    for s in registry.scenarios:
-        assert f"| {s.number} | {s.title} | `{s.playbook}` | {s.topology} | `{s.role}` | {len(s.criteria)} |" in out
+        assert runs.index(s.negative_run) == runs.index(s.id) + 1
 
 
 def test_cli_check(capsys):
@@ -89,296 +64,806 @@ def test_cli_check(capsys):
 
 
 def test_the_registry_ships_with_the_collection():
-    """galaxy.yml's build_ignore leaves scenarios/ in the built collection."""
+    """galaxy.yml's build_ignore leaves scenarios/ and the engine's scenarios in the built collection."""
     ignores = yaml.safe_load((REPO / "galaxy.yml").read_text(encoding="utf-8")).get("build_ignore") or []
-    for path in ("scenarios/registry.yml", "scenarios/registry.py"):
+    for path in ("scenarios/registry.yml", "scenarios/registry.py", "roles/gameday/scenarios/README.md"):
         parts = path.split("/")
         assert not any(fnmatch("/".join(parts[:d]), p) for p in ignores for d in range(1, len(parts) + 1)), path
+
+
+# --- a small collection that passes every check ----------------------------------------------
+
+REGISTRY: dict[str, Any] = {
+    "topologies": {
+        "canary": {"selector": "app=veritas", "combined_playbook": "gameday-canary.yml", "make_target": "gameday-canary"},
+        "bluegreen": {"selector": "app=veritas-runtime", "combined_playbook": "gameday-bluegreen.yml", "make_target": "gameday"},
+    },
+    "report_criteria": [
+        {"id": "steady_state_restored", "description": "System restored to steady state", "comparison": "==", "bound": True},
+    ],
+    "molecule_extra": ["restore_after_interrupt"],
+    "scenarios": [
+        {
+            "id": "pod_kill",
+            "number": 1,
+            "title": "Pod Kill",
+            "runbook_section": "Scenario 1: Pod Kill",
+            "topology": "bluegreen",
+            "playbook": "gameday-pod-kill.yml",
+            "tags": ["scenario1", "pod_kill"],
+            "molecule": {
+                "sabotage": "guard off",
+                "sabotage_vars": {"gameday_pod_kill_guard_enabled": False},
+                "expect_failed": ["traffic_zero_within_10s"],
+            },
+            "alerts": ["PodLost"],
+            "fault": {"module": "veritas.chaos.pod_chaos", "options": {"percent": 100, "force": True}, "summary": "every pod, forced"},
+            "criteria": [
+                {
+                    "id": "traffic_zero_within_10s", "runbook": "Traffic drops to 0% within 10 seconds",
+                    "comparison": "<=", "unit": "s", "bound": "gameday_pod_kill_deadline_seconds",
+                },
+                {"id": "no_5xx", "runbook": "No 5xx errors", "comparison": "==", "unit": "requests", "bound": 0},
+                {"id": "retried", "runbook": "Retry after the fix", "comparison": ">=", "bound": 0.99, "optional": True},
+            ],
+        },
+        {
+            "id": "error_rate",
+            "number": 2,
+            "title": "Error Rate",
+            "runbook_section": "Scenario 2: Error Rate",
+            "topology": "canary",
+            "playbook": "gameday-error-rate.yml",
+            "tags": ["scenario2", "error_rate"],
+            "molecule": {
+                "sabotage": "no rollback, deadline 30 s",
+                "sabotage_vars": {"gameday_error_rate_guard_enabled": False, "gameday_error_rate_rollback_deadline_seconds": 30},
+                "expect_failed": ["rollback_within_3m"],
+            },
+            "alerts": ["ErrorRateHigh"],
+            "fault": {"module": "veritas.chaos.runtime_fault", "options": {"fault": "error_rate", "percent": 20}, "summary": "20% 500s"},
+            "criteria": [
+                {
+                    "id": "rollback_within_3m", "runbook": "Rollback triggers within 3 minutes",
+                    "comparison": "<=", "unit": "s", "bound": "gameday_error_rate_rollback_deadline_seconds",
+                },
+                {
+                    "id": "baseline", "runbook": "Error rate returns to baseline",
+                    "comparison": "<=", "bound": "the steady state's error ratio + gameday_error_rate_tolerance",
+                },
+            ],
+        },
+    ],
+}
+
+
+def module_source(name: str, options: dict[str, Any]) -> str:
+    doc = yaml.safe_dump({"module": name, "options": options})
+    return f'DOCUMENTATION = r"""\n{doc}"""\n'
+
+
+FILES: dict[str, str] = {
+    "plugins/modules/pod_chaos.py": module_source(
+        "pod_chaos", {"percent": {"type": "int"}, "force": {"type": "bool", "default": False}}
+    ),
+    "plugins/modules/runtime_fault.py": module_source(
+        "runtime_fault", {"fault": {"type": "str"}, "percent": {"type": "int", "default": 20}, "state": {"default": "present"}}
+    ),
+    "playbooks/gameday.yml": """\
+        - name: Game day
+          hosts: "{{ veritas_gameday_hosts | default('localhost') }}"
+          roles:
+            - role: veritas.chaos.gameday
+        """,
+    "playbooks/gameday-pod-kill.yml": """\
+        ---
+        - name: Game day | pod kill
+          ansible.builtin.import_playbook: gameday.yml
+          vars: {gameday_scenario: pod_kill}
+          tags: [scenario1, pod_kill]
+        """,
+    "playbooks/gameday-error-rate.yml": """\
+        - name: Game day | error rate
+          ansible.builtin.import_playbook: gameday.yml
+          vars:
+            gameday_scenario: error_rate
+          tags: [scenario2, error_rate]
+        """,
+    "playbooks/gameday-canary.yml": """\
+        - name: Canary | scenario 2
+          ansible.builtin.import_playbook: gameday-error-rate.yml
+          tags: [scenario2, error_rate]
+        """,
+    "playbooks/gameday-bluegreen.yml": """\
+        - name: Blue-green | scenario 1
+          ansible.builtin.import_playbook: gameday-pod-kill.yml
+          tags: [scenario1, pod_kill]
+        """,
+    # Scenario 1: the fault in inject.yml, inside a block; the measures use !unsafe and a template.
+    "roles/gameday/scenarios/pod_kill/inject.yml": """\
+        - name: Scenario 1 | note the time
+          ansible.builtin.set_fact:
+            gameday_injected_at: "{{ now(utc=true).timestamp() }}"
+        - name: Scenario 1 | the kill
+          block:
+            - name: Scenario 1 | kill every pod, forced
+              veritas.chaos.pod_chaos:
+                namespace: "{{ gameday_namespace }}"
+                percent: "{{ gameday_pod_kill_percent }}"
+                force: true
+        """,
+    "roles/gameday/scenarios/pod_kill/observe.yml": """\
+        - name: Scenario 1 | wait
+          ansible.builtin.pause: {seconds: 1}
+        """,
+    "roles/gameday/scenarios/pod_kill/measure.yml": """\
+        - name: Scenario 1 | the criteria's measures
+          ansible.builtin.set_fact:
+            gameday_measures:
+              traffic_zero_within_10s:
+                measured: "{{ s1_last }}"
+                evidence: {query: !unsafe "{{ raw }}"}
+              no_5xx: "{{ gameday_alert.measure }}"
+            gameday_notes: []
+        """,
+    "roles/gameday/defaults/main/pod_kill.yml": """\
+        gameday_pod_kill_percent: 100
+        gameday_pod_kill_deadline_seconds: 10
+        gameday_pod_kill_guard_enabled: true
+        """,
+    # Scenario 2: inject.yml includes a helper; the restore and a clean-up helper remove the
+    # fault (state absent), and clear.yml sorts before fault.yml.
+    "roles/gameday/scenarios/error_rate/inject.yml": """\
+        - name: Scenario 2 | inject
+          ansible.builtin.include_tasks: fault.yml
+        """,
+    "roles/gameday/scenarios/error_rate/clear.yml": """\
+        - name: Scenario 2 | clear
+          veritas.chaos.runtime_fault: {fault: error_rate, percent: 99, state: absent}
+        """,
+    "roles/gameday/scenarios/error_rate/fault.yml": """\
+        - name: Scenario 2 | 20% HTTP 500
+          veritas.chaos.runtime_fault:
+            fault: error_rate
+            status_code: 500
+        """,
+    "roles/gameday/scenarios/error_rate/observe.yml": "[]\n",
+    "roles/gameday/scenarios/error_rate/measure.yml": """\
+        - name: Scenario 2 | the criteria's measures
+          ansible.builtin.set_fact:
+            gameday_measures:
+              rollback_within_3m: {measured: "{{ s2_rollback_seconds }}"}
+              baseline: {measured: "{{ s2_error_ratio }}", bound: "{{ s2_bound }}"}
+        """,
+    "roles/gameday/scenarios/error_rate/restore.yml": """\
+        - name: Scenario 2 | remove the fault
+          veritas.chaos.runtime_fault: {fault: error_rate, state: absent}
+        """,
+    "roles/gameday/defaults/main/error_rate.yml": """\
+        gameday_error_rate_rollback_deadline_seconds: 180
+        gameday_error_rate_guard_enabled: true
+        gameday_error_rate_tolerance: 0.01
+        """,
+    "roles/gameday_report/tasks/main.yml": """\
+        - name: Judge
+          vars:
+            __restore: {id: steady_state_restored, description: System restored to steady state, comparison: "==", bound: true}
+          ansible.builtin.debug: {var: __restore}
+        """,
+    "molecule/gameday/molecule.yml": "scenario: {name: gameday}\n",
+    "molecule/restore_after_interrupt/molecule.yml": "scenario: {name: restore_after_interrupt}\n",
+    "molecule/README.md": """\
+        | negative run | sabotage | must fail |
+        | --- | --- | --- |
+        | pod_kill | guard off | traffic |
+        | error_rate | no rollback | rollback |
+        """,
+    "molecule/run.sh": 'mapfile -t SCENARIOS < <("$REPO/.venv/bin/python" "$REPO/scenarios/registry.py" molecule)\n',
+    "Makefile": """\
+        gameday-canary: venv
+        \tansible-playbook playbooks/gameday-canary.yml
+        gameday: venv
+        \tansible-playbook playbooks/gameday-bluegreen.yml
+        """,
+    "lab/observability/obs.py": 'ALERTS = ["PodLost", "ErrorRateHigh"]\n',
+}
+
+
+def write(root: Path, path: str, text: str) -> None:
+    target = root / path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(textwrap.dedent(text), encoding="utf-8")
+
+
+def replace(root: Path, path: str, old: str, new: str) -> None:
+    text = (root / path).read_text(encoding="utf-8")
+    assert old in text, f"{old!r} is not in {path}"
+    (root / path).write_text(text.replace(old, new), encoding="utf-8")
+
+
+@pytest.fixture
+def data() -> dict[str, Any]:
+    """The small collection's registry, to break a copy of."""
+    return copy.deepcopy(REGISTRY)
+
+
+@pytest.fixture
+def root(tmp_path: Path, data: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The small collection: every file the checks read, agreeing with its registry."""
+    monkeypatch.setenv("VERITAS_RUNBOOK", str(tmp_path / "no-runbook.md"))
+    for path, text in FILES.items():
+        write(tmp_path, path, text)
+    write(tmp_path, "scenarios/registry.yml", yaml.safe_dump(data, sort_keys=False))
+    table = reg.readme_table(reg.from_data(data, tmp_path))
+    write(tmp_path, "README.md", f"# the collection\n\n{reg.README_BEGIN}\n\n{table}\n{reg.README_END}\n")
+    return tmp_path
+
+
+def entry(data: dict[str, Any], scenario_id: str) -> dict[str, Any]:
+    return next(s for s in data["scenarios"] if s["id"] == scenario_id)
+
+
+def criterion(scenario: dict[str, Any], criterion_id: str) -> dict[str, Any]:
+    return next(c for c in scenario["criteria"] if c["id"] == criterion_id)
+
+
+def found(data: dict[str, Any], root: Path, check) -> list[str]:
+    return check(reg.from_data(data, root), root)
+
+
+@pytest.mark.parametrize("name", list(reg.CHECKS))
+def test_the_small_collection_passes(data, root, name):
+    assert reg.CHECKS[name](reg.from_data(data, root), root) == []
+
+
+def test_cli_check_of_the_small_collection(capsys, root):
+    assert reg.main(["check"], root / "scenarios" / "registry.yml", root) == 0
+    out = capsys.readouterr().out
+    assert "scenarios: 2 game days, 5 criteria (+ 1 each from the report); 0 mismatch(es); runbook not found" in out
 
 
 # --- validation names the entry and field at fault ------------------------------------------
 
 
-def invalid(data: dict[str, Any]) -> str:
+def invalid(data: dict[str, Any], root: Path) -> str:
     with pytest.raises(reg.RegistryError) as caught:
-        reg.from_data(data, REPO)
+        reg.from_data(data, root)
     return str(caught.value)
 
 
-def test_unknown_field(data):
-    entry(data, "metrics_outage")["owner"] = "sre"
-    assert "scenarios[3] (metrics_outage): unknown field 'owner'" in invalid(data)
+def test_schema(data, root):
+    scenario = reg.from_data(data, root).scenarios[0]
+    assert scenario.molecule == reg.Molecule(
+        sabotage="guard off", sabotage_vars={"gameday_pod_kill_guard_enabled": False}, expect_failed=("traffic_zero_within_10s",)
+    )
+    assert [c.optional for c in scenario.criteria] == [False, False, True]
+    assert (scenario.folder, scenario.defaults_file) == ("roles/gameday/scenarios/pod_kill", "roles/gameday/defaults/main/pod_kill.yml")
 
 
-def test_missing_field(data):
-    del entry(data, "kv_cache_corruption")["role"]
-    assert "scenarios[4] (kv_cache_corruption): missing field 'role'" in invalid(data)
+def test_role_is_no_field_any_more(data, root):
+    entry(data, "pod_kill")["role"] = "gameday_pod_kill"
+    assert "scenarios[0] (pod_kill): unknown field 'role'" in invalid(data, root)
 
 
-def test_missing_field_of_a_criterion(data):
-    del criterion(entry(data, "canary_error_rate"), "rollback_within_3m")["comparison"]
-    assert "scenarios[1] (canary_error_rate).criteria[1] (rollback_within_3m): missing field 'comparison'" in invalid(data)
+@pytest.mark.parametrize("field", ["gameday", "negative"])
+def test_molecule_scenario_names_are_no_fields_any_more(data, root, field):
+    entry(data, "error_rate")["molecule"][field] = "error_rate"
+    assert f"scenarios[1] (error_rate).molecule: unknown field {field!r}" in invalid(data, root)
 
 
-def test_wrong_type(data):
-    entry(data, "canary_error_rate")["number"] = "2"
-    assert "scenarios[1] (canary_error_rate).number: must be an integer" in invalid(data)
+def test_missing_sabotage_vars(data, root):
+    del entry(data, "pod_kill")["molecule"]["sabotage_vars"]
+    assert "scenarios[0] (pod_kill).molecule: missing field 'sabotage_vars'" in invalid(data, root)
 
 
-def test_duplicate_id(data):
-    entry(data, "kv_cache_corruption")["id"] = "metrics_outage"
-    assert "id 'metrics_outage' is used by more than one entry" in invalid(data)
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ({}, "(pod_kill).molecule.sabotage_vars: must set at least one variable"),
+        (["gameday_pod_kill_guard_enabled"], "(pod_kill).molecule.sabotage_vars: must be a mapping"),
+        ("guard off", "(pod_kill).molecule.sabotage_vars: must be a mapping"),
+    ],
+)
+def test_sabotage_vars_is_a_mapping_with_a_variable(data, root, value, expected):
+    entry(data, "pod_kill")["molecule"]["sabotage_vars"] = value
+    assert expected in invalid(data, root)
 
 
-def test_duplicate_key_in_the_file():
-    text = reg.REGISTRY_PATH.read_text(encoding="utf-8").replace("    number: 4\n", "    number: 4\n    number: 5\n", 1)
+def test_sabotage_is_a_line_of_text(data, root):
+    entry(data, "pod_kill")["molecule"]["sabotage"] = {"gameday_pod_kill_guard_enabled": False}
+    assert "(pod_kill).molecule.sabotage: must be a non-empty string" in invalid(data, root)
+
+
+def test_optional_is_a_boolean(data, root):
+    criterion(entry(data, "pod_kill"), "retried")["optional"] = "yes"
+    assert "scenarios[0] (pod_kill).criteria[2] (retried).optional: must be a boolean (true or false), got 'yes'" in invalid(data, root)
+
+
+def test_expected_failure_that_is_optional(data, root):
+    entry(data, "pod_kill")["molecule"]["expect_failed"] = ["retried"]
+    assert "(pod_kill).molecule.expect_failed: 'retried' is optional" in invalid(data, root)
+
+
+def test_expected_failure_that_is_no_criterion(data, root):
+    entry(data, "error_rate")["molecule"]["expect_failed"] = ["rollback_within_3"]
+    assert "(error_rate).molecule.expect_failed: 'rollback_within_3' is not one of its criteria" in invalid(data, root)
+
+
+def test_no_expected_failure(data, root):
+    entry(data, "error_rate")["molecule"]["expect_failed"] = []
+    assert "(error_rate).molecule.expect_failed: must name at least one criterion" in invalid(data, root)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "roles/gameday/scenarios/pod_kill/inject.yml",
+        "roles/gameday/scenarios/pod_kill/observe.yml",
+        "roles/gameday/scenarios/pod_kill/measure.yml",
+        "roles/gameday/defaults/main/pod_kill.yml",
+    ],
+)
+def test_scenario_file_that_does_not_exist(data, root, path):
+    (root / path).unlink()
+    assert f"scenarios[0] (pod_kill).id: {path} does not exist" in invalid(data, root)
+
+
+def test_restore_is_optional(data, root):
+    (root / "roles/gameday/scenarios/error_rate/restore.yml").unlink()
+    reg.from_data(data, root)
+
+
+def test_scenario_without_a_folder(data, root):
+    entry(data, "pod_kill")["id"] = "pod_kill_forced"
+    entry(data, "pod_kill_forced")["tags"] = ["scenario1", "pod_kill_forced"]
+    assert "scenarios[0] (pod_kill_forced).id: roles/gameday/scenarios/pod_kill_forced/inject.yml does not exist" in invalid(data, root)
+
+
+@pytest.mark.parametrize("field", ["description", "runbook"])
+def test_criterion_words_are_plain_text(data, root, field):
+    criterion(entry(data, "pod_kill"), "no_5xx")[field] = "No 5xx errors on {{ target }}"
+    assert f"(pod_kill).criteria[1] (no_5xx).{field}: must be plain text" in invalid(data, root)
+
+
+def test_unknown_field(data, root):
+    entry(data, "error_rate")["owner"] = "sre"
+    assert "scenarios[1] (error_rate): unknown field 'owner'" in invalid(data, root)
+
+
+def test_missing_field_of_a_criterion(data, root):
+    del criterion(entry(data, "error_rate"), "baseline")["comparison"]
+    assert "scenarios[1] (error_rate).criteria[1] (baseline): missing field 'comparison'" in invalid(data, root)
+
+
+def test_wrong_type(data, root):
+    entry(data, "error_rate")["number"] = "2"
+    assert "scenarios[1] (error_rate).number: must be an integer" in invalid(data, root)
+
+
+def test_duplicate_id(data, root):
+    entry(data, "error_rate")["id"] = "pod_kill"
+    assert "id 'pod_kill' is used by more than one entry" in invalid(data, root)
+
+
+def test_run_named_twice(data, root):
+    data["molecule_extra"].append("pod_kill_negative")
+    assert "molecule run 'pod_kill_negative' is named by more than one entry" in invalid(data, root)
+
+
+def test_duplicate_key_in_the_file(root):
+    text = (root / "scenarios" / "registry.yml").read_text(encoding="utf-8").replace("  number: 2\n", "  number: 2\n  number: 3\n", 1)
     with pytest.raises(reg.RegistryError, match="key 'number' appears twice"):
-        reg.load_text(text, REPO)
+        reg.load_text(text, root)
 
 
-def test_playbook_that_does_not_exist(data):
-    entry(data, "gpu_unavailable_switch")["playbook"] = "gameday-gpu.yml"
-    assert "scenarios[5] (gpu_unavailable_switch).playbook: playbooks/gameday-gpu.yml does not exist" in invalid(data)
+def test_playbook_that_does_not_exist(data, root):
+    entry(data, "error_rate")["playbook"] = "gameday-errors.yml"
+    assert "scenarios[1] (error_rate).playbook: playbooks/gameday-errors.yml does not exist" in invalid(data, root)
 
 
-def test_role_that_does_not_exist(data):
-    entry(data, "canary_pod_termination")["role"] = "gameday_canary_kill"
-    assert "(canary_pod_termination).role: roles/gameday_canary_kill/tasks/main.yml does not exist" in invalid(data)
+def test_unknown_topology(data, root):
+    entry(data, "error_rate")["topology"] = "shadow"
+    assert "(error_rate).topology: 'shadow' is not one of canary, bluegreen" in invalid(data, root)
 
 
-def test_unknown_topology(data):
-    entry(data, "metrics_outage")["topology"] = "shadow"
-    assert "(metrics_outage).topology: 'shadow' is not one of canary, bluegreen" in invalid(data)
+def test_fault_module_that_does_not_exist(data, root):
+    entry(data, "error_rate")["fault"]["module"] = "veritas.chaos.http_fault"
+    assert "(error_rate).fault.module: 'veritas.chaos.http_fault' is not a module of veritas.chaos" in invalid(data, root)
 
 
-def test_expected_failure_that_is_no_criterion(data):
-    entry(data, "kv_cache_corruption")["molecule"]["expect_failed"] = ["warmup_restores_hitrate"]
-    assert "(kv_cache_corruption).molecule.expect_failed: 'warmup_restores_hitrate' is not one of its criteria" in invalid(data)
+def test_section_that_is_not_number_and_title(data, root):
+    entry(data, "error_rate")["runbook_section"] = "Scenario 3: Error Rate"
+    assert "(error_rate).runbook_section" in invalid(data, root)
 
 
-def test_section_that_is_not_number_and_title(data):
-    entry(data, "canary_error_rate")["runbook_section"] = "Scenario 3: Elevated Error Rate Injection"
-    assert "(canary_error_rate).runbook_section" in invalid(data)
+def test_bad_comparison(data, root):
+    criterion(entry(data, "error_rate"), "baseline")["comparison"] = "=<"
+    assert "criteria[1] (baseline).comparison: '=<' is not one of" in invalid(data, root)
 
 
-def test_bad_comparison(data):
-    criterion(entry(data, "metrics_outage"), "clean_recovery")["comparison"] = "=<"
-    assert "criteria[3] (clean_recovery).comparison: '=<' is not one of" in invalid(data)
+def test_tag_of_two_game_days(data, root):
+    entry(data, "error_rate")["topology"] = "bluegreen"
+    entry(data, "error_rate")["tags"].append("scenario1")
+    assert "topologies.bluegreen: tag 'scenario1' would select more than one of its game days" in invalid(data, root)
 
 
-def test_tag_of_two_game_days(data):
-    entry(data, "kv_cache_corruption")["tags"].append("scenario3")
-    assert "topologies.bluegreen: tag 'scenario3' would select more than one of its game days" in invalid(data)
+# --- molecule: one scenario, two runs per game day ------------------------------------------
+
+
+def test_molecule_runs(data, root):
+    """Topologies in the registry's order (canary first), each game day then its negative run."""
+    runs = reg.from_data(data, root).molecule_runs()
+    assert runs == ["error_rate", "error_rate_negative", "pod_kill", "pod_kill_negative", "restore_after_interrupt"]
+
+
+def test_molecule_vars_of_a_game_day(data, root):
+    assert reg.molecule_vars(reg.from_data(data, root), "pod_kill") == {
+        "gameday_scenario": "pod_kill",
+        "molecule_report_scenario": "pod_kill",
+        "molecule_topology": "bluegreen",
+        "molecule_gameday_playbook": "gameday-pod-kill.yml",
+        "molecule_run": "pod_kill",
+    }
+
+
+def test_molecule_vars_of_a_negative_run(data, root):
+    assert reg.molecule_vars(reg.from_data(data, root), "error_rate_negative") == {
+        "gameday_scenario": "error_rate",
+        "molecule_report_scenario": "error_rate",
+        "molecule_topology": "canary",
+        "molecule_gameday_playbook": "gameday-error-rate.yml",
+        "molecule_run": "error_rate_negative",
+        "molecule_negative": {
+            "sabotage": {"gameday_error_rate_guard_enabled": False, "gameday_error_rate_rollback_deadline_seconds": 30},
+            "expect_failed": ["rollback_within_3m"],
+        },
+        "veritas_gameday_hosts": [],
+    }
+
+
+def test_molecule_vars_do_not_share_the_registry(data, root):
+    registry = reg.from_data(data, root)
+    reg.molecule_vars(registry, "pod_kill_negative")["molecule_negative"]["sabotage"]["x"] = 1
+    assert registry.scenarios[0].molecule.sabotage_vars == {"gameday_pod_kill_guard_enabled": False}
+
+
+def test_cli_molecule(capsys, root):
+    assert reg.main(["molecule"], root / "scenarios" / "registry.yml", root) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "error_rate", "error_rate_negative", "pod_kill", "pod_kill_negative", "restore_after_interrupt",
+    ]
+
+
+@pytest.mark.parametrize("run", ["pod_kill", "pod_kill_negative", "error_rate_negative"])
+def test_cli_molecule_vars(capsys, data, root, run):
+    assert reg.main(["molecule-vars", run], root / "scenarios" / "registry.yml", root) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("---\n")
+    assert yaml.safe_load(out) == reg.molecule_vars(reg.from_data(data, root), run)
+
+
+def test_cli_molecule_vars_of_an_unknown_run(capsys, root):
+    assert reg.main(["molecule-vars", "pod_kil"], root / "scenarios" / "registry.yml", root) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert (
+        "'pod_kil' is no run of molecule/gameday; the runs are: error_rate, error_rate_negative, pod_kill, pod_kill_negative"
+        in captured.err
+    )
+
+
+def test_cli_molecule_vars_of_an_extra_scenario(capsys, root):
+    assert reg.main(["molecule-vars", "restore_after_interrupt"], root / "scenarios" / "registry.yml", root) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "'restore_after_interrupt' is a molecule scenario of its own (molecule_extra)" in captured.err
+
+
+def test_cli_molecule_vars_needs_a_run(capsys):
+    with pytest.raises(SystemExit) as caught:
+        reg.main(["molecule-vars"])
+    assert caught.value.code == 2
+
+
+def test_cli_of_an_invalid_registry(capsys, root):
+    (root / "roles/gameday/scenarios/pod_kill/observe.yml").unlink()
+    assert reg.main(["molecule"], root / "scenarios" / "registry.yml", root) == 1
+    assert "roles/gameday/scenarios/pod_kill/observe.yml does not exist" in capsys.readouterr().err
 
 
 # --- each consistency check catches a mismatch -----------------------------------------------
 
 
-def broken(data: dict[str, Any], check) -> list[str]:
-    return check(reg.from_data(data, REPO), REPO)
+def test_playbook_with_the_wrong_scenario(data, root):
+    replace(root, "playbooks/gameday-pod-kill.yml", "gameday_scenario: pod_kill", "gameday_scenario: error_rate")
+    assert found(data, root, reg.check_playbooks) == [
+        "pod_kill: playbooks/gameday-pod-kill.yml sets gameday_scenario 'error_rate', the registry id is 'pod_kill'"
+    ]
 
 
-def test_playbook_of_another_topology(data):
-    entry(data, "metrics_outage")["topology"] = "bluegreen"
-    found = broken(data, reg.check_playbooks)
-    assert any("gameday-metrics-outage.yml: gameday_preflight_topology is 'canary', the registry says 'bluegreen'" in p for p in found)
+def test_playbook_without_its_tags(data, root):
+    replace(root, "playbooks/gameday-error-rate.yml", "tags: [scenario2, error_rate]", "tags: [error_rate]")
+    assert found(data, root, reg.check_playbooks) == [
+        "error_rate: playbooks/gameday-error-rate.yml: its tags ['error_rate'] lack scenario2"
+    ]
 
 
-def test_playbook_with_another_role(data):
-    entry(data, "canary_error_rate")["playbook"] = "gameday-canary-pod-termination.yml"
-    found = broken(data, reg.check_playbooks)
-    assert any("does not apply role veritas.chaos.gameday_canary_error_rate" in p for p in found)
-    assert any("also applies gameday_canary_pod_termination" in p for p in found)
-
-
-def test_alerts_the_steady_state_does_not_wait_out(data):
-    entry(data, "gpu_unavailable_switch")["alerts"] = ["VeritasGPUMissing"]
-    found = broken(data, reg.check_playbooks)
-    assert any("waits out alerts ['VeritasGPUUnavailable'], the registry says ['VeritasGPUMissing']" in p for p in found)
-    assert any("no alert rule VeritasGPUMissing" in p for p in broken(data, reg.check_lab_alerts))
-
-
-def test_combined_playbook_tags(data):
-    entry(data, "canary_error_rate")["tags"] = ["scenario2", "error_rate"]
-    found = broken(data, reg.check_combined_playbooks)
-    assert found == [
+def test_playbook_that_is_a_play_of_its_own(data, root):
+    write(root, "playbooks/gameday-error-rate.yml", "- name: old\n  hosts: localhost\n  roles: [veritas.chaos.gameday_error_rate]\n")
+    assert found(data, root, reg.check_playbooks) == [
         (
-            "playbooks/gameday-canary.yml: the import of gameday-canary-error-rate.yml has tags "
-            "['scenario2', 'canary_error_rate'], the registry says ['scenario2', 'error_rate']"
+            "error_rate: playbooks/gameday-error-rate.yml is a play with name, hosts, roles, "
+            "expected the ansible.builtin.import_playbook of gameday.yml"
         )
     ]
 
 
-def test_combined_playbook_order(data):
-    data["scenarios"].insert(0, data["scenarios"].pop(3))  # metrics_outage first
-    found = broken(data, reg.check_combined_playbooks)
-    assert any("gameday-canary.yml imports" in p for p in found)
-
-
-def test_criterion_missing_from_the_role(data):
-    entry(data, "canary_pod_termination")["criteria"].append(
-        {"id": "rollback_within_30s", "runbook": "Rollback triggers within 30 seconds", "comparison": "<=", "unit": "s", "bound": 30}
-    )
-    found = broken(data, reg.check_role_criteria)
-    assert found == [
-        "canary_pod_termination: criterion 'rollback_within_30s' is in the registry but not in roles/gameday_canary_pod_termination/tasks"
-    ]
-
-
-def test_role_criterion_missing_from_the_registry(data):
-    scenario = entry(data, "kv_cache_corruption")
-    scenario["criteria"] = [c for c in scenario["criteria"] if c["id"] != "no_wrong_answers"]
-    found = broken(data, reg.check_role_criteria)
-    assert found == [
-        "kv_cache_corruption: criterion 'no_wrong_answers' of roles/gameday_kv_cache_corruption/tasks is not in the registry"
-    ]
-
-
-def test_report_criterion_missing_from_the_registry(data):
-    data["report_criteria"] = []
-    found = broken(data, reg.check_role_criteria)
-    assert found == ["report: criterion 'steady_state_restored' of roles/gameday_report/tasks is not in the registry"]
-
-
-@pytest.mark.parametrize(
-    ("field", "value", "expected"),
-    [
-        ("comparison", "<", "comparison is '<=', the registry says '<'"),
-        ("unit", "ms", "unit is 's', the registry says 'ms'"),
-        ("runbook", "Alert fires within 2 minutes", "description is 'Alert fires within 1 minute'"),
-        ("bound", "gameday_canary_pod_termination_alert_seconds", "bound '{{ gameday_canary_pod_termination_alert_deadline_seconds"),
-    ],
-)
-def test_criterion_fields(data, field, value, expected):
-    criterion(entry(data, "canary_pod_termination"), "alert_within_1m")[field] = value
-    found = broken(data, reg.check_role_criteria)
-    assert any(expected in p for p in found), found
-
-
-def test_literal_bound(data):
-    criterion(entry(data, "bluegreen_unhealthy_target"), "zero_traffic_to_unhealthy")["bound"] = 1
-    assert any("bound is 0, the registry says 1" in p for p in broken(data, reg.check_role_criteria))
-
-
-def test_criteria_order(data):
-    scenario = entry(data, "metrics_outage")
-    scenario["criteria"].reverse()
-    assert any("criteria order" in p for p in broken(data, reg.check_role_criteria))
-
-
-def test_report_title(data):
-    scenario = entry(data, "kv_cache_corruption")
-    scenario["title"] = "KV Cache Corruption"
-    scenario["runbook_section"] = "Scenario 5: KV Cache Corruption"
-    found = broken(data, reg.check_reports)
-    assert found == [
+def test_playbook_that_imports_another(data, root):
+    replace(root, "playbooks/gameday-error-rate.yml", "import_playbook: gameday.yml", "import_playbook: gameday-pod-kill.yml")
+    assert found(data, root, reg.check_playbooks) == [
         (
-            "kv_cache_corruption: roles/gameday_kv_cache_corruption titles its report "
-            "'Scenario 5: KV-Cache Corruption', not 'Scenario 5: KV Cache Corruption'"
+            "error_rate: playbooks/gameday-error-rate.yml imports 'gameday-pod-kill.yml', "
+            "expected the ansible.builtin.import_playbook of gameday.yml"
         )
     ]
-    assert any("differs from `registry.py readme-table`" in p for p in broken(data, reg.check_readme))
+
+
+def test_playbook_with_another_play(data, root):
+    with (root / "playbooks/gameday-pod-kill.yml").open("a", encoding="utf-8") as playbook:
+        playbook.write("- name: after\n  hosts: localhost\n  tasks: []\n")
+    assert found(data, root, reg.check_playbooks) == [
+        "pod_kill: playbooks/gameday-pod-kill.yml has 2 plays, expected one: the ansible.builtin.import_playbook of gameday.yml"
+    ]
+
+
+def test_combined_playbook_tags(data, root):
+    entry(data, "error_rate")["tags"] = ["scenario2", "errors"]
+    assert found(data, root, reg.check_combined_playbooks) == [
+        (
+            "playbooks/gameday-canary.yml: the import of gameday-error-rate.yml has tags ['scenario2', 'error_rate'], "
+            "the registry says ['scenario2', 'errors']"
+        )
+    ]
+
+
+def test_combined_playbook_of_another_topology(data, root):
+    entry(data, "error_rate")["topology"] = "bluegreen"
+    assert found(data, root, reg.check_combined_playbooks) == [
+        "playbooks/gameday-canary.yml imports ['gameday-error-rate.yml'], the registry's canary game days are []",
+        (
+            "playbooks/gameday-bluegreen.yml imports ['gameday-pod-kill.yml'], "
+            "the registry's bluegreen game days are ['gameday-pod-kill.yml', 'gameday-error-rate.yml']"
+        ),
+    ]
+
+
+def test_measure_id_missing(data, root):
+    replace(root, "roles/gameday/scenarios/pod_kill/measure.yml", "      no_5xx:", "      no_5xx_at_all:")
+    assert found(data, root, reg.check_scenario_folders) == [
+        "pod_kill: roles/gameday/scenarios/pod_kill/measure.yml sets no measure for criterion 'no_5xx'",
+        (
+            "pod_kill: roles/gameday/scenarios/pod_kill/measure.yml measures 'no_5xx_at_all', which is no criterion "
+            "of the registry entry (its criteria: traffic_zero_within_10s, no_5xx, retried)"
+        ),
+    ]
+
+
+def test_measure_id_unknown(data, root):
+    replace(root, "roles/gameday/scenarios/error_rate/measure.yml", "      baseline:", "      alert: {measured: 1}\n      baseline:")
+    assert found(data, root, reg.check_scenario_folders) == [
+        (
+            "error_rate: roles/gameday/scenarios/error_rate/measure.yml measures 'alert', which is no criterion "
+            "of the registry entry (its criteria: rollback_within_3m, baseline)"
+        )
+    ]
+
+
+def test_optional_measure_may_be_there(data, root):
+    replace(root, "roles/gameday/scenarios/pod_kill/measure.yml", "      no_5xx:", "      retried: {measured: 1.0}\n      no_5xx:")
+    assert found(data, root, reg.check_scenario_folders) == []
+
+
+def test_measures_of_each_branch(data, root):
+    """Two set_facts (say, one per branch of a when): each one must measure the criteria."""
+    with (root / "roles/gameday/scenarios/error_rate/measure.yml").open("a", encoding="utf-8") as measure:
+        measure.write("- name: Scenario 2 | no rollback\n  ansible.builtin.set_fact:\n    gameday_measures: {baseline: {measured: 0}}\n")
+    assert found(data, root, reg.check_scenario_folders) == [
+        (
+            "error_rate: roles/gameday/scenarios/error_rate/measure.yml (task 'Scenario 2 | no rollback') "
+            "sets no measure for criterion 'rollback_within_3m'"
+        )
+    ]
+
+
+def test_measures_that_are_no_mapping(data, root):
+    write(root, "roles/gameday/scenarios/error_rate/measure.yml", """\
+        - name: Scenario 2 | measures
+          ansible.builtin.set_fact:
+            gameday_measures: "{{ __measures | items2dict }}"
+        """)
+    assert found(data, root, reg.check_scenario_folders) == [
+        (
+            "error_rate: roles/gameday/scenarios/error_rate/measure.yml has no set_fact of gameday_measures "
+            "(a mapping of criterion id to measure)"
+        )
+    ]
+
+
+def test_bound_variable_missing_from_the_defaults(data, root):
+    replace(root, "roles/gameday/defaults/main/pod_kill.yml", "gameday_pod_kill_deadline_seconds", "gameday_pod_kill_deadline")
+    assert found(data, root, reg.check_scenario_folders) == [
+        "pod_kill: criterion traffic_zero_within_10s's bound gameday_pod_kill_deadline_seconds is not in roles/gameday/defaults/main/pod_kill.yml"
+    ]
+
+
+def test_sabotage_var_missing_from_the_defaults(data, root):
+    entry(data, "error_rate")["molecule"]["sabotage_vars"]["gameday_error_rate_guard"] = False
+    assert found(data, root, reg.check_scenario_folders) == [
+        "error_rate: molecule.sabotage_vars gameday_error_rate_guard is not in roles/gameday/defaults/main/error_rate.yml"
+    ]
 
 
 @pytest.mark.parametrize(
     ("scenario_id", "options", "expected"),
     [
-        ("canary_error_rate", {"percent": 30}, "runtime_fault percent is 20, the registry says 30"),
-        ("canary_error_rate", {"method": "envoy_runtime"}, "method is 'runtime_cli', the registry says 'envoy_runtime'"),
-        ("gpu_unavailable_switch", {"method": "taint"}, "gpu_fault method is 'runtime_flag', the registry says 'taint'"),
-        ("canary_pod_termination", {"force": False}, "pod_chaos force is True, the registry says False"),
+        ("pod_kill", {"percent": 50}, "pod_kill: roles/gameday/scenarios/pod_kill: veritas.chaos.pod_chaos percent is 100, the registry says 50"),
+        ("pod_kill", {"force": False}, "pod_kill: roles/gameday/scenarios/pod_kill: veritas.chaos.pod_chaos force is True, the registry says False"),
+        # Left to the module's default (DOCUMENTATION): percent 20.
+        ("error_rate", {"percent": 30}, "error_rate: roles/gameday/scenarios/error_rate: veritas.chaos.runtime_fault percent is 20, the registry says 30"),
+        (
+            "error_rate", {"status_code": 503},
+            "error_rate: roles/gameday/scenarios/error_rate: veritas.chaos.runtime_fault status_code is 500, the registry says 503",
+        ),
     ],
 )
-def test_fault_method(data, scenario_id, options, expected):
+def test_wrong_fault_option(data, root, scenario_id, options, expected):
     entry(data, scenario_id)["fault"]["options"].update(options)
-    assert any(expected in p for p in broken(data, reg.check_faults))
+    assert found(data, root, reg.check_faults) == [expected]
 
 
-def test_fault_module(data):
-    entry(data, "metrics_outage")["fault"]["module"] = "veritas.chaos.gpu_fault"
-    assert broken(data, reg.check_faults) == ["metrics_outage: roles/gameday_metrics_outage has no task that injects with veritas.chaos.gpu_fault"]
+def test_fault_option_the_registry_cannot_read(data, root):
+    replace(root, "roles/gameday/scenarios/pod_kill/inject.yml", '"{{ gameday_pod_kill_percent }}"', '"{{ 50 + 50 }}"')
+    assert found(data, root, reg.check_faults) == [
+        "pod_kill: roles/gameday/scenarios/pod_kill: veritas.chaos.pod_chaos percent is '{{ 50 + 50 }}', which the registry cannot read"
+    ]
 
 
-def test_molecule_scenario_that_does_not_exist(data):
-    entry(data, "gpu_unavailable_switch")["molecule"]["negative"] = "gpu_unavailable_switch_negative"
-    found = broken(data, reg.check_molecule)
-    assert "gpu_unavailable_switch: molecule/gpu_unavailable_switch_negative/molecule.yml does not exist" in found
-    assert "molecule/gpu_unavailable_negative is in no registry entry (nor molecule_extra)" in found
+def test_fault_of_inject_comes_first(data, root):
+    """observe.yml injecting again with other options does not change the scenario's default fault."""
+    with (root / "roles/gameday/scenarios/pod_kill/observe.yml").open("a", encoding="utf-8") as observe:
+        observe.write("- name: again\n  veritas.chaos.pod_chaos: {namespace: x, percent: 10}\n")
+    assert found(data, root, reg.check_faults) == []
+    (root / "roles/gameday/scenarios/pod_kill/inject.yml").write_text("[]\n", encoding="utf-8")
+    assert found(data, root, reg.check_faults) == [
+        "pod_kill: roles/gameday/scenarios/pod_kill: veritas.chaos.pod_chaos percent is 10, the registry says 100",
+        "pod_kill: roles/gameday/scenarios/pod_kill: veritas.chaos.pod_chaos force is False, the registry says True",
+    ]
 
 
-def test_molecule_expectation(data):
-    entry(data, "canary_error_rate")["molecule"]["expect_failed"] = ["error_rate_detected_within_1m"]
-    found = broken(data, reg.check_molecule)
-    assert found == [
+def test_fault_that_is_never_injected(data, root):
+    (root / "roles/gameday/scenarios/error_rate/fault.yml").unlink()
+    assert found(data, root, reg.check_faults) == [
+        "error_rate: roles/gameday/scenarios/error_rate has no task that injects with veritas.chaos.runtime_fault"
+    ]
+
+
+def test_report_criterion(data, root):
+    data["report_criteria"][0]["description"] = "Steady state restored"
+    assert found(data, root, reg.check_report_criteria) == [
         (
-            "canary_error_rate: molecule/canary_error_rate_negative expects ['rollback_within_3m'] to fail, "
-            "the registry says ['error_rate_detected_within_1m']"
+            "report_criteria (roles/gameday_report/tasks): steady_state_restored's description is "
+            "'System restored to steady state', the registry says 'Steady state restored'"
+        )
+    ]
+    data["report_criteria"] = []
+    assert found(data, root, reg.check_report_criteria) == [
+        "report_criteria (roles/gameday_report/tasks): 'steady_state_restored' of the role is not in the registry"
+    ]
+
+
+def test_molecule_scenario_of_the_game_days_missing(data, root):
+    (root / "molecule/gameday/molecule.yml").unlink()
+    assert found(data, root, reg.check_molecule) == [
+        "molecule/gameday/molecule.yml does not exist (the scenario every game day runs as)"
+    ]
+
+
+def test_molecule_extra_missing(data, root):
+    data["molecule_extra"].append("restore_twice")
+    assert found(data, root, reg.check_molecule) == ["molecule_extra: molecule/restore_twice/molecule.yml does not exist"]
+
+
+def test_molecule_scenario_of_one_game_day(data, root):
+    write(root, "molecule/pod_kill_negative/molecule.yml", "scenario: {name: pod_kill_negative}\n")
+    assert found(data, root, reg.check_molecule) == [
+        (
+            "molecule/pod_kill_negative is neither molecule/gameday nor in molecule_extra "
+            "(a game day is a run of molecule/gameday, `registry.py molecule-vars`)"
         )
     ]
 
 
-def test_molecule_playbook(data, tmp_path):
-    """A molecule scenario that runs another playbook than the registry's (in a copy of molecule/)."""
-    root = tmp_path / "repo"
-    root.mkdir()
-    for name in ("playbooks", "roles", "plugins"):
-        (root / name).symlink_to(REPO / name)
-    shutil.copytree(REPO / "molecule", root / "molecule", symlinks=True)
-    vars_file = root / "molecule" / "kv_cache_corruption" / "vars" / "main.yml"
-    vars_file.write_text(vars_file.read_text(encoding="utf-8").replace("gameday-kv-cache-corruption.yml", "gameday-gpu-unavailable.yml"))
-    converge = root / "molecule" / "metrics_outage" / "converge.yml"
-    converge.write_text(converge.read_text(encoding="utf-8").replace("gameday-metrics-outage.yml", "gameday-canary-error-rate.yml"))
-    found = reg.check_molecule(reg.from_data(data, root), root)
-    assert found == [
-        (
-            "metrics_outage: molecule/metrics_outage/converge.yml imports ['gameday-canary-error-rate.yml'], "
-            "the registry says ['gameday-metrics-outage.yml']"
-        ),
-        (
-            "kv_cache_corruption: molecule/kv_cache_corruption/vars/main.yml sets molecule_gameday_playbook: "
-            "'gameday-gpu-unavailable.yml', the registry says 'gameday-kv-cache-corruption.yml'"
-        ),
-    ]
+def test_sabotage_table_row_missing(data, root):
+    replace(root, "molecule/README.md", "| pod_kill |", "| pod_kill_negative |")
+    assert found(data, root, reg.check_molecule) == ["pod_kill: molecule/README.md's sabotage table has no row | pod_kill |"]
 
 
-def test_run_sh(tmp_path, registry):
-    (tmp_path / "molecule").mkdir()
-    run_sh = tmp_path / "molecule" / "run.sh"
-    names = registry.molecule_scenarios()
-    run_sh.write_text("SCENARIOS=(\n  " + " ".join(names) + "\n)\n")
-    assert reg.check_run_sh(registry, tmp_path) == []
-    run_sh.write_text("SCENARIOS=(\n  " + " ".join(reversed(names)) + "\n)\n")
-    assert reg.check_run_sh(registry, tmp_path)[0].startswith("molecule/run.sh lists")
-    run_sh.write_text('mapfile -t SCENARIOS < <("$REPO/.venv/bin/python" "$REPO/scenarios/registry.py" molecule)\n')
-    assert reg.check_run_sh(registry, tmp_path) == []
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('mapfile -t SCENARIOS < <(python "$REPO/scenarios/registry.py" molecule)\n', []),
+        ("for s in a b; do python scenarios/registry.py molecule-vars $s; done\n", ["molecule/run.sh does not read its runs"]),
+        ("SCENARIOS=(pod_kill pod_kill_negative)\n", ["molecule/run.sh does not read its runs"]),
+    ],
+)
+def test_run_sh(data, root, text, expected):
+    write(root, "molecule/run.sh", text)
+    problems = found(data, root, reg.check_run_sh)
+    assert len(problems) == len(expected)
+    assert all(problem.startswith(prefix) for problem, prefix in zip(problems, expected))
 
 
-def test_readme_without_markers(tmp_path, registry):
-    (tmp_path / "README.md").write_text("# veritas.chaos\n")
-    assert "README.md has no generated game-day table" in reg.check_readme(registry, tmp_path)[0]
+def test_readme_table(data, root):
+    assert reg.readme_table(reg.from_data(data, root)) == textwrap.dedent("""\
+        | # | scenario (runbook) | playbook | topology | folder | criteria (+ `steady_state_restored`) |
+        | --- | --- | --- | --- | --- | --- |
+        | 1 | Pod Kill | `gameday-pod-kill.yml` | bluegreen | `roles/gameday/scenarios/pod_kill` | 3 |
+        | 2 | Error Rate | `gameday-error-rate.yml` | canary | `roles/gameday/scenarios/error_rate` | 2 |
+        | 2 | in sequence (`make gameday-canary`) | `gameday-canary.yml` (tags `scenario2`) | canary | | |
+        | 1 | in sequence (`make gameday`) | `gameday-bluegreen.yml` (tags `scenario1`) | bluegreen | | |
+        """)
 
 
-def test_makefile_target(data):
+def test_cli_readme_table(capsys, data, root):
+    assert reg.main(["readme-table"], root / "scenarios" / "registry.yml", root) == 0
+    assert capsys.readouterr().out == reg.readme_table(reg.from_data(data, root))
+
+
+def test_readme_table_out_of_date(data, root):
+    entry(data, "error_rate")["title"] = "Elevated Error Rate"
+    entry(data, "error_rate")["runbook_section"] = "Scenario 2: Elevated Error Rate"
+    assert found(data, root, reg.check_readme)[0].startswith("README.md's game-day table differs from `registry.py readme-table`")
+
+
+def test_readme_without_markers(data, root):
+    (root / "README.md").write_text("# veritas.chaos\n", encoding="utf-8")
+    assert found(data, root, reg.check_readme)[0].startswith("README.md has no generated game-day table")
+
+
+def test_makefile_target(data, root):
     data["topologies"]["canary"]["make_target"] = "gameday"
-    assert broken(data, reg.check_makefile) == ["topologies.canary: make gameday does not run playbooks/gameday-canary.yml"]
+    assert found(data, root, reg.check_makefile) == ["topologies.canary: make gameday does not run playbooks/gameday-canary.yml"]
 
 
-def test_runbook_lines(registry):
+def test_lab_alert(data, root):
+    entry(data, "pod_kill")["alerts"] = ["PodGone"]
+    assert found(data, root, reg.check_lab_alerts) == ["pod_kill: the lab defines no alert rule PodGone (lab/observability/obs.py)"]
+
+
+def test_check_names_a_file_it_cannot_read(data, root):
+    write(root, "roles/gameday/scenarios/pod_kill/measure.yml", "- name: broken\n  set_fact: {a: [}\n")
+    problems = reg.check(reg.from_data(data, root), root)
+    assert [p for p in problems if not p.startswith(("scenario folders:", "faults:"))] == []
+    assert any(p.startswith("scenario folders: could not run: ") and "pod_kill/measure.yml" in p for p in problems)
+
+
+def test_runbook_lines(data, root):
+    registry = reg.from_data(data, root)
     text = "\n".join(
-        [f"#### {s.runbook_section}\n" + "\n".join(f"- [ ] {c.runbook}" for c in s.criteria) for s in registry.scenarios]
+        f"#### {s.runbook_section}\n" + "\n".join(f"- [ ] {c.runbook}" for c in s.criteria) for s in registry.scenarios
     )
     assert reg.check_runbook(registry, text) == []
-    changed = text.replace("- [ ] Alert fires within 1 minute", "- [ ] Alert fires within 1 minute\n- [ ] Pager rings")
-    changed = changed.replace("Corruption detected on read", "Corruption detected on write")
+    changed = text.replace("- [ ] No 5xx errors", "- [ ] No 5xx errors\n- [ ] Pager rings")
+    changed = changed.replace("Rollback triggers within 3 minutes", "Rollback triggers within 5 minutes")
     changed += "\n#### Scenario 7: Region Failover\n- [ ] Traffic moves\n"
     assert reg.check_runbook(registry, changed) == [
         "the runbook's 'Scenario 7: Region Failover' is in no registry entry",
-        "canary_pod_termination: the runbook's success criterion 'Pager rings' is measured by no criterion of the registry",
+        "pod_kill: the runbook's success criterion 'Pager rings' is measured by no criterion of the registry",
         (
-            "kv_cache_corruption: criterion corruption_detected_on_read's runbook line 'Corruption detected on read' "
-            "is not in the runbook's 'Scenario 5: KV-Cache Corruption'"
+            "error_rate: criterion rollback_within_3m's runbook line 'Rollback triggers within 3 minutes' "
+            "is not in the runbook's 'Scenario 2: Error Rate'"
         ),
-        "kv_cache_corruption: the runbook's success criterion 'Corruption detected on write' is measured by no criterion of the registry",
+        "error_rate: the runbook's success criterion 'Rollback triggers within 5 minutes' is measured by no criterion of the registry",
     ]
 
 

@@ -358,4 +358,5 @@ def test_filters_are_exposed():
         "percent_change",
         "split_ratio",
         "seconds_between",
+        "scenario_criteria",
     }

@@ -67,3 +67,9 @@ def test_unknown_measure_keys_are_named():
 def test_a_run_may_describe_a_criterion_in_its_own_words():
     joined = scenario_criteria(CRITERIA[1:2], {"no_5xx": {"measured": 0, "description": "No 5xx on green"}})
     assert joined[0]["description"] == "No 5xx on green"
+
+
+def test_an_optional_criterion_measured_as_null_is_left_out():
+    joined = scenario_criteria(CRITERIA, {"no_5xx": {"measured": 0}, "alert_within_1m": {"measured": 1}, "retry_ok": None},
+                               {"alert_within_1m": 60})
+    assert [c["id"] for c in joined] == ["alert_within_1m", "no_5xx"]
