@@ -88,6 +88,16 @@ class Molecule:
     sabotage: str
     sabotage_vars: dict[str, Any]
     expect_failed: tuple[str, ...]
+    # Alerts the negative run silences in Alertmanager for its duration (someone's forgotten
+    # silence): the platform's page never reaches the alert journal.
+    silence: tuple[str, ...] = ()
+    # Further negative runs of the same game day (their own sabotage, silences and criteria that
+    # must fail), run as <id>_negative_2, _3, ...: one sabotage cannot break every criterion.
+    more: tuple[Molecule, ...] = ()
+
+    def negatives(self) -> tuple[Molecule, ...]:
+        """Every negative run: this one, then the further ones."""
+        return (self, *self.more)
 
 
 @dataclass(frozen=True)
@@ -125,6 +135,13 @@ class Scenario:
     def negative_run(self) -> str:
         return self.id + NEGATIVE_SUFFIX
 
+    def negative_runs(self) -> dict[str, Molecule]:
+        """Its negative runs by name: <id>_negative, then <id>_negative_2, _3, ..."""
+        return {
+            self.negative_run + (f"_{index}" if index > 1 else ""): negative
+            for index, negative in enumerate(self.molecule.negatives(), start=1)
+        }
+
 
 @dataclass(frozen=True)
 class Topology:
@@ -144,15 +161,15 @@ class Registry:
     def of_topology(self, topology: str) -> list[Scenario]:
         return [s for s in self.scenarios if s.topology == topology]
 
-    def game_day_runs(self) -> dict[str, tuple[Scenario, bool]]:
-        """The runs of molecule/gameday, in order: run name -> (its scenario, whether negative).
-        Each game day then its negative run, a topology's game days together (as its combined
-        playbook runs them), topologies in the registry's order."""
-        runs: dict[str, tuple[Scenario, bool]] = {}
+    def game_day_runs(self) -> dict[str, tuple[Scenario, Molecule | None]]:
+        """The runs of molecule/gameday, in order: run name -> (its scenario, its negative run or
+        None for the game day itself). Each game day then its negative runs, a topology's game
+        days together (as its combined playbook runs them), topologies in the registry's order."""
+        runs: dict[str, tuple[Scenario, Molecule | None]] = {}
         for topology in self.topologies:
             for scenario in self.of_topology(topology):
-                runs[scenario.id] = (scenario, False)
-                runs[scenario.negative_run] = (scenario, True)
+                runs[scenario.id] = (scenario, None)
+                runs.update({name: (scenario, negative) for name, negative in scenario.negative_runs().items()})
         return runs
 
     def molecule_runs(self) -> list[str]:
@@ -271,8 +288,9 @@ def _criterion(data: Any, where: str, errors: list[str], needs_runbook: bool) ->
     )
 
 
-def _molecule(data: Any, where: str, errors: list[str]) -> Molecule:
-    m = _Fields(data, where, {"sabotage": str, "sabotage_vars": dict, "expect_failed": STR_LIST}, {}, errors)
+def _molecule(data: Any, where: str, errors: list[str], nested: bool = False) -> Molecule:
+    optional: dict[str, Any] = {"silence": STR_LIST} if nested else {"silence": STR_LIST, "more": list}
+    m = _Fields(data, where, {"sabotage": str, "sabotage_vars": dict, "expect_failed": STR_LIST}, optional, errors)
     if m.get("sabotage_vars") == {}:
         errors.append(f"{where}.sabotage_vars: must set at least one variable (the negative run's sabotage)")
     if m.get("expect_failed") == []:
@@ -281,6 +299,10 @@ def _molecule(data: Any, where: str, errors: list[str]) -> Molecule:
         sabotage=str(m.get("sabotage", "")),
         sabotage_vars=_mapping(m.get("sabotage_vars")),
         expect_failed=tuple(m.get("expect_failed") or ()),
+        silence=tuple(m.get("silence") or ()),
+        more=tuple(
+            _molecule(item, f"{where}.more[{index}]", errors, nested=True) for index, item in enumerate(m.get("more") or [])
+        ),
     )
 
 
@@ -369,7 +391,7 @@ def _validate(registry: Registry, root: Path) -> list[str]:
         errors.append(f"scenarios: id {dup!r} is used by more than one entry")
     for dup in _duplicates([s.number for s in registry.scenarios]):
         errors.append(f"scenarios: number {dup} is used by more than one entry")
-    runs = [name for s in registry.scenarios for name in (s.id, s.negative_run)]
+    runs = [name for s in registry.scenarios for name in (s.id, *s.negative_runs())]
     for dup in _duplicates(runs + list(registry.molecule_extra)):
         errors.append(f"molecule run {dup!r} is named by more than one entry (game days' runs and molecule_extra)")
     report_ids = [c.id for c in registry.report_criteria]
@@ -405,7 +427,10 @@ def _scenario_errors(registry: Registry, s: Scenario, where: str, report_ids: li
     for c in s.criteria:
         if not ID_PATTERN.match(c.id):
             errors.append(f"{where}.criteria ({c.id}): id must be lower case letters, digits and _")
-    return errors + _expect_failed_errors(s, f"{where}.molecule.expect_failed")
+    for index, negative in enumerate(s.molecule.negatives()):
+        part = f"{where}.molecule" + (f".more[{index - 1}]" if index else "")
+        errors += _expect_failed_errors(s, negative, f"{part}.expect_failed")
+    return errors
 
 
 def _missing_scenario_files(s: Scenario, where: str, root: Path) -> list[str]:
@@ -417,14 +442,17 @@ def _missing_scenario_files(s: Scenario, where: str, root: Path) -> list[str]:
     ]
 
 
-def _expect_failed_errors(s: Scenario, where: str) -> list[str]:
+def _expect_failed_errors(s: Scenario, negative: Molecule, where: str) -> list[str]:
     by_id = {c.id: c for c in s.criteria}
     errors: list[str] = []
-    for name in s.molecule.expect_failed:
+    for name in negative.expect_failed:
         if name not in by_id:
             errors.append(f"{where}: {name!r} is not one of its criteria")
         elif by_id[name].optional:
             errors.append(f"{where}: {name!r} is optional (measured only in some runs), a negative run must fail one always measured")
+    for alert in negative.silence:
+        if alert not in s.alerts:
+            errors.append(f"{where.rsplit('.', 1)[0]}.silence: {alert!r} is not one of its alerts ({', '.join(s.alerts) or 'none'})")
     return errors
 
 
@@ -484,10 +512,11 @@ def molecule_vars(registry: Registry, run: str) -> dict[str, Any]:
         "molecule_gameday_playbook": scenario.playbook,
         "molecule_run": run,
     }
-    if negative:
+    if negative is not None:
         values["molecule_negative"] = {
-            "sabotage": dict(scenario.molecule.sabotage_vars),
-            "expect_failed": list(scenario.molecule.expect_failed),
+            "sabotage": dict(negative.sabotage_vars),
+            "expect_failed": list(negative.expect_failed),
+            "silence": list(negative.silence),
         }
         values["veritas_gameday_hosts"] = []
     return values
@@ -717,7 +746,7 @@ def bound_variable_problems(s: Scenario, defaults: dict[str, Any]) -> list[str]:
 def sabotage_variable_problems(s: Scenario, defaults: dict[str, Any]) -> list[str]:
     return [
         f"{s.id}: molecule.sabotage_vars {name} is not in {s.defaults_file}"
-        for name in s.molecule.sabotage_vars if name not in defaults
+        for negative in s.molecule.negatives() for name in negative.sabotage_vars if name not in defaults
     ]
 
 

@@ -34,14 +34,15 @@ RELEASE_COLOUR = "green"
 RELEASE_WEIGHTS = {"control": "80", "canary": "20"}
 LAB_COLOUR = "blue"
 LAB_WEIGHTS = {"control": "90", "canary": "10"}
+sys.path.insert(0, str(REPO / "scenarios"))
+import registry  # the scenario registry: the one list of game days
+
+# Every game day of the registry, canary and blue-green alternating (as the order of the trials).
+_BY_TOPOLOGY = [registry.load().of_topology(t) for t in ("canary", "bluegreen")]
 GAMEDAYS = [
-    ("canary_pod_termination", "gameday-canary-pod-termination.yml"),
-    ("bluegreen_unhealthy_target", "gameday-bluegreen-unhealthy-target.yml"),
-    ("canary_error_rate", "gameday-canary-error-rate.yml"),
-    ("kv_cache_corruption", "gameday-kv-cache-corruption.yml"),
-    ("metrics_outage", "gameday-metrics-outage.yml"),
-    ("gpu_unavailable", "gameday-gpu-unavailable.yml"),
-]
+    (s.id, s.playbook)
+    for pair in zip(*_BY_TOPOLOGY, strict=False) for s in pair
+] + [(s.id, s.playbook) for group in _BY_TOPOLOGY for s in group[min(map(len, _BY_TOPOLOGY)):]]
 # A kill lands anywhere from the pre-flight to the report (the game days take 25-70 s on the lab).
 KILL_AFTER = (5.0, 55.0)
 

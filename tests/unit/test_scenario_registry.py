@@ -516,9 +516,32 @@ def test_molecule_vars_of_a_negative_run(data, root):
         "molecule_negative": {
             "sabotage": {"gameday_error_rate_guard_enabled": False, "gameday_error_rate_rollback_deadline_seconds": 30},
             "expect_failed": ["rollback_within_3m"],
+            "silence": [],
         },
         "veritas_gameday_hosts": [],
     }
+
+
+def test_further_negative_runs_follow_the_first_with_their_own_sabotage(data, root):
+    entry = data["scenarios"][1]
+    entry["molecule"]["silence"] = []
+    entry["molecule"]["more"] = [{
+        "sabotage": "alert silenced", "sabotage_vars": {"gameday_error_rate_guard_enabled": True},
+        "silence": [], "expect_failed": ["rollback_within_3m"],
+    }]
+    registry = reg.from_data(data, root)
+    runs = registry.molecule_runs()
+    assert runs.index("error_rate_negative_2") == runs.index("error_rate_negative") + 1
+    values = reg.molecule_vars(registry, "error_rate_negative_2")
+    assert values["molecule_negative"]["sabotage"] == {"gameday_error_rate_guard_enabled": True}
+    assert values["molecule_run"] == "error_rate_negative_2"
+
+
+def test_a_further_negative_run_must_fail_a_criterion_of_its_own(data, root):
+    data["scenarios"][1]["molecule"]["more"] = [{
+        "sabotage": "x", "sabotage_vars": {"gameday_error_rate_guard_enabled": True}, "expect_failed": ["no_such"],
+    }]
+    assert "(error_rate).molecule.more[0].expect_failed: 'no_such' is not one of its criteria" in invalid(data, root)
 
 
 def test_molecule_vars_do_not_share_the_registry(data, root):

@@ -2,7 +2,10 @@
 
 import pytest
 from ansible.errors import AnsibleFilterError
-from ansible_collections.veritas.chaos.plugins.filter.gameday import evaluate_criteria, scenario_criteria
+from ansible_collections.veritas.chaos.plugins.filter.gameday import (
+    evaluate_criteria,
+    scenario_criteria,
+)
 
 CRITERIA = [
     {"id": "alert_within_1m", "runbook": "Alert fires within 1 minute", "comparison": "<=", "unit": "s",
