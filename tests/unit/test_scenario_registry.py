@@ -252,12 +252,6 @@ FILES: dict[str, str] = {
         """,
     "molecule/gameday/molecule.yml": "scenario: {name: gameday}\n",
     "molecule/restore_after_interrupt/molecule.yml": "scenario: {name: restore_after_interrupt}\n",
-    "molecule/README.md": """\
-        | negative run | sabotage | must fail |
-        | --- | --- | --- |
-        | pod_kill | guard off | traffic |
-        | error_rate | no rollback | rollback |
-        """,
     "molecule/run.sh": 'mapfile -t SCENARIOS < <("$REPO/.venv/bin/python" "$REPO/scenarios/registry.py" molecule)\n',
     "Makefile": """\
         gameday-canary: venv
@@ -296,6 +290,8 @@ def root(tmp_path: Path, data: dict[str, Any], monkeypatch: pytest.MonkeyPatch) 
     write(tmp_path, "scenarios/registry.yml", yaml.safe_dump(data, sort_keys=False))
     table = reg.readme_table(reg.from_data(data, tmp_path))
     write(tmp_path, "README.md", f"# the collection\n\n{reg.README_BEGIN}\n\n{table}\n{reg.README_END}\n")
+    sabotage = reg.sabotage_table(reg.from_data(data, tmp_path))
+    write(tmp_path, "molecule/README.md", f"# molecule\n\n{reg.SABOTAGE_BEGIN}\n\n{sabotage}\n{reg.SABOTAGE_END}\n")
     return tmp_path
 
 
@@ -806,9 +802,24 @@ def test_molecule_scenario_of_one_game_day(data, root):
     ]
 
 
-def test_sabotage_table_row_missing(data, root):
-    replace(root, "molecule/README.md", "| pod_kill |", "| pod_kill_negative |")
-    assert found(data, root, reg.check_molecule) == ["pod_kill: molecule/README.md's sabotage table has no row | pod_kill |"]
+def test_sabotage_table_that_drifted_from_the_registry(data, root):
+    replace(root, "molecule/README.md", "`pod_kill_negative`", "`pod_kill_negative_2`")
+    assert found(data, root, reg.check_molecule) == [
+        "molecule/README.md's criterion -> sabotage table differs from `registry.py sabotage-table` (paste its output between the markers)"
+    ]
+
+
+def test_sabotage_table_names_every_criterion_and_the_unshown_ones(data, root):
+    table = reg.sabotage_table(reg.from_data(data, root))
+    registry = reg.from_data(data, root)
+    for s in registry.scenarios:
+        for c in s.criteria:
+            assert f"| `{c.id}` |" in table
+    failing = {c for s in registry.scenarios for n in s.molecule.negatives() for c in n.expect_failed}
+    unshown = [c.id for s in registry.scenarios for c in s.criteria if c.id not in failing]
+    assert table.count("**not shown to fail**") == len(unshown)
+    total = sum(len(s.criteria) for s in registry.scenarios)
+    assert table.endswith(f"{total - len(unshown)} of {total} criteria are shown to fail by a negative run.\n")
 
 
 @pytest.mark.parametrize(
