@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
 import os
 import random
@@ -37,12 +38,12 @@ LAB_WEIGHTS = {"control": "90", "canary": "10"}
 sys.path.insert(0, str(REPO / "scenarios"))
 import registry  # the scenario registry: the one list of game days
 
-# Every game day of the registry, canary and blue-green alternating (as the order of the trials).
-_BY_TOPOLOGY = [registry.load().of_topology(t) for t in ("canary", "bluegreen")]
+# Every game day of the registry, canary and blue-green alternating (the order of the trials).
 GAMEDAYS = [
     (s.id, s.playbook)
-    for pair in zip(*_BY_TOPOLOGY, strict=False) for s in pair
-] + [(s.id, s.playbook) for group in _BY_TOPOLOGY for s in group[min(map(len, _BY_TOPOLOGY)):]]
+    for pair in itertools.zip_longest(*(registry.load().of_topology(t) for t in ("canary", "bluegreen")))
+    for s in pair if s is not None
+]
 # A kill lands anywhere from the pre-flight to the report (the game days take 25-70 s on the lab).
 KILL_AFTER = (5.0, 55.0)
 
