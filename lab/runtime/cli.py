@@ -16,7 +16,7 @@ lab's kwok Exec mapping sets for each pod. Standard library only.
   cli session-store-health [--json]         exit 1 when the store is unreachable
   cli fault list [--json]
   cli fault set NAME [--percent P] [--status CODE] [--ms MS] [--jitter-ms MS]
-                     [--write-percent P] [--cpu-fallback] [--mode 503|empty] [--oom-kill]
+                     [--write-percent P] [--cpu-fallback] [--mode 503|empty|payload|silent] [--oom-kill]
   cli fault clear NAME | --all
 Fault names: error-rate, latency, kv-corruption, gpu-unavailable, metrics-off,
 memory-exhaustion, disk-exhaustion, session-store-unreachable, session-loss.
@@ -249,7 +249,7 @@ def parser() -> argparse.ArgumentParser:
     fs.add_argument("--write-percent", type=float)
     fs.add_argument("--cpu-fallback", action="store_true")
     fs.add_argument("--oom-kill", action="store_true")
-    fs.add_argument("--mode", choices=["503", "empty"])
+    fs.add_argument("--mode", choices=["503", "empty", "payload", "silent"])
     fs.add_argument("--json", action="store_true")
     fc = fsub.add_parser("clear")
     fc.add_argument("name", nargs="?")

@@ -1,13 +1,17 @@
 # Copyright: (c) 2026, Veritas SPARK team
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Which of a scenario's alerts Prometheus has active: the steady state's "no alert is firing".
+"""A scenario's alerts from the standard places.
 
-Pure; the documentation of ``active_alerts`` is in ``active_alerts.yml``.
+``active_alerts``: which Prometheus has active (the steady state's "no alert is firing");
+``paged_alerts``: which reached Alertmanager, un-silenced, after the injection (an "alert fires
+within" criterion). Pure; their documentation is in ``active_alerts.yml`` and ``paged_alerts.yml``.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
@@ -94,8 +98,74 @@ def active_alerts(
     return sorted(found, key=lambda item: (item["active_at"] or "", item["alertname"], item["line"]))
 
 
+# RFC 3339 as Alertmanager writes it: fractions up to nanoseconds, Z or an offset.
+_RFC3339 = re.compile(
+    r"^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(?:\.(\d+))?(Z|z|[+-]\d{2}:\d{2})$"
+)
+
+
+def rfc3339_epoch(text: Any) -> float:
+    """Epoch seconds of an RFC 3339 time such as 2026-11-30T04:05:06.123456789Z."""
+    match = _RFC3339.match(str(text or ""))
+    if not match:
+        raise AnsibleFilterError(f"paged_alerts: {text!r} is not an RFC 3339 time")
+    day, clock, fraction, zone = match.groups()
+    zone = "+00:00" if zone in ("Z", "z") else zone
+    stamp = datetime.fromisoformat(f"{day}T{clock}{zone}").astimezone(timezone.utc)
+    return stamp.timestamp() + (float("0." + fraction) if fraction else 0.0)
+
+
+def paged_alerts(
+    response: Any,
+    alertnames: Any,
+    since: Any,
+    labels: Any = None,
+) -> list[dict[str, Any]]:
+    """The alerts of ``alertnames`` that Alertmanager holds active (not silenced, not inhibited),
+    that started firing at or after ``since`` (epoch seconds) and carry ``labels``; first first.
+
+    ``response`` is the answer of Alertmanager's ``GET /api/v2/alerts`` (a list). An alert that
+    started before ``since`` was not caused by the injection; a silenced one never paged anyone.
+    """
+    names = set(_names(alertnames, "alertnames"))
+    try:
+        since_epoch = float(since)
+    except (TypeError, ValueError) as exc:
+        raise AnsibleFilterError(f"paged_alerts: since must be epoch seconds, got {since!r}") from exc
+    wanted = dict(labels or {})
+    if not isinstance(response, Sequence) or isinstance(response, (str, bytes)):
+        raise AnsibleFilterError(
+            f"paged_alerts expects the list Alertmanager's /api/v2/alerts answers, got {type(response).__name__}"
+        )
+    found = []
+    for alert in response:
+        if not isinstance(alert, Mapping):
+            raise AnsibleFilterError(f"paged_alerts: each alert must be a dict, got {alert!r}")
+        alert_labels = alert.get("labels") or {}
+        name = alert_labels.get("alertname")
+        state = (alert.get("status") or {}).get("state", "active")
+        if name not in names or state != "active":
+            continue
+        if any(str(alert_labels.get(key)) != str(value) for key, value in wanted.items()):
+            continue
+        started = rfc3339_epoch(alert.get("startsAt"))
+        if started < since_epoch:
+            continue
+        found.append(
+            {
+                "alertname": name,
+                "started": round(started, 3),
+                "starts_at": alert.get("startsAt"),
+                "labels": dict(alert_labels),
+                "summary": (alert.get("annotations") or {}).get("summary") or "",
+                "fingerprint": alert.get("fingerprint"),
+            }
+        )
+    return sorted(found, key=lambda item: (item["started"], item["alertname"]))
+
+
 class FilterModule:
     """veritas.chaos alert filters."""
 
     def filters(self) -> dict[str, Any]:
-        return {"active_alerts": active_alerts}
+        return {"active_alerts": active_alerts, "paged_alerts": paged_alerts}

@@ -473,10 +473,40 @@ def group_members(identity: dict[str, Any]) -> list[int]:
     return sorted(members)
 
 
+def process_environ(pid: int) -> list[str]:
+    text = _read(f"/proc/{pid}/environ") or ""
+    return [part for part in text.split("\0") if part]
+
+
+def marked_processes(marker: str, since_ticks: int) -> list[int]:
+    """Live processes here whose environment holds marker, started no earlier than since_ticks.
+
+    A run's modules inherit VERITAS_LEDGER=<its ledger>, whatever process group their worker
+    put them in: a killed run's module still running (about to make a change) carries it.
+    """
+    mine = _ancestors()
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) in mine:
+            continue
+        pid = int(name)
+        start = process_start_ticks(pid)
+        if start is None or start < since_ticks:
+            continue
+        if marker in process_environ(pid):
+            found.append(pid)
+    return sorted(found)
+
+
 def stop_process(
-    identity: dict[str, Any], grace: float = STOP_GRACE_SECONDS
+    identity: dict[str, Any],
+    grace: float = STOP_GRACE_SECONDS,
+    marker: str | None = None,
 ) -> dict[str, Any]:
-    """Stop the recorded process (and its group when recorded so) if it is still that process."""
+    """Stop the recorded process (and its group when recorded so) if it is still that process.
+
+    With marker (VERITAS_LEDGER=<ledger>), also every process of the run that carries it.
+    """
     state = same_process(identity)
     if state == "elsewhere":
         return {"stopped": [], "state": "elsewhere", "changed": False}
@@ -488,6 +518,9 @@ def stop_process(
         targets.append(identity["pid"])
     if (identity.get("group") or GROUP_NONE) != GROUP_NONE:
         targets.extend(pid for pid in group_members(identity) if pid not in targets)
+    if marker:
+        marked = marked_processes(marker, identity["start_ticks"])
+        targets.extend(pid for pid in marked if pid not in targets)
     if not targets:
         return {"stopped": [], "state": "gone", "changed": False}
     starts = {pid: process_start_ticks(pid) for pid in targets}
@@ -912,7 +945,7 @@ def execute_step(
                 "changed": same_process(step["process"]) == "alive",
                 "outcome": "would stop",
             }
-        outcome = stop_process(step["process"])
+        outcome = stop_process(step["process"], marker=step.get("marker"))
         return {
             "changed": outcome["changed"],
             "outcome": outcome["state"],
@@ -982,6 +1015,9 @@ def restore_ledger(
     obj = ledger.read_required()
     pending = ledger.pending(obj)
     steps = plan_undo(pending)
+    for step in steps:
+        if step["op"] == "stop_process":
+            step["marker"] = f"VERITAS_LEDGER={ledger.ref}"
     results = []
     failed = []
     for step in steps:

@@ -38,13 +38,16 @@ FAULTS: tuple[str, ...] = (
 )
 RESOURCES: tuple[str, ...] = ("memory", "disk")
 METRICS_MODES: tuple[str, ...] = ("503", "empty")
+# payload: the entry's data is damaged after its checksum was taken (a read can catch it);
+# silent: damaged before it (data and checksum agree: only the answers show it).
+CORRUPTION_MODES: tuple[str, ...] = ("payload", "silent")
 METHODS: tuple[str, ...] = ("runtime_cli", "network_policy", "envoy_runtime")
 
 # Which module options each fault accepts (besides state, method and targeting).
 FAULT_OPTIONS: dict[str, tuple[str, ...]] = {
     "error_rate": ("percent", "status_code"),
     "latency": ("latency_ms", "jitter_ms"),
-    "kv_cache_corruption": ("percent", "write_percent"),
+    "kv_cache_corruption": ("percent", "write_percent", "corruption_mode"),
     "metrics_outage": ("metrics_mode",),
     "resource_exhaustion": ("resource",),
 }
@@ -54,6 +57,7 @@ FAULT_OPTION_NAMES: tuple[str, ...] = (
     "latency_ms",
     "jitter_ms",
     "write_percent",
+    "corruption_mode",
     "metrics_mode",
     "resource",
 )
@@ -170,14 +174,16 @@ def validate_fault_options(
             f"status_code must be an HTTP status from 100 to 599, got {status}.",
             "status_code",
         )
-    mode = params.get("metrics_mode")
-    if mode is not None and str(mode) not in METRICS_MODES:
-        raise _invalid(
-            "metrics_mode must be one of {}, got {!r}.".format(
-                ", ".join(METRICS_MODES), mode
-            ),
-            "metrics_mode",
-        )
+    for field, allowed in (
+        ("metrics_mode", METRICS_MODES),
+        ("corruption_mode", CORRUPTION_MODES),
+    ):
+        value = params.get(field)
+        if value is not None and str(value) not in allowed:
+            raise _invalid(
+                "{} must be one of {}, got {!r}.".format(field, ", ".join(allowed), value),
+                field,
+            )
     if fault == "resource_exhaustion":
         runtime_fault_name(fault, params.get("resource"))
     if state != "present":
@@ -224,6 +230,7 @@ def desired_runtime_params(fault: str, params: dict[str, Any]) -> dict[str, Any]
         return {
             "percent": float(percent if percent is not None else 100),
             "write_percent": float(params.get("write_percent") or 0),
+            "mode": str(params.get("corruption_mode") or "payload"),
         }
     if fault == "metrics_outage":
         return {"mode": str(params.get("metrics_mode") or "503")}

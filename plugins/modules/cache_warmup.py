@@ -57,6 +57,14 @@ options:
     description:
       - Passed to the CLI as C(--prompts) (how many prompts the warm-up loads, where the runtime supports it).
     type: int
+  invalidate:
+    description:
+      - First drop every targeted pod's cache with the runtime's C(cache-invalidate), then warm it (the runbook's
+        recovery, "trigger cache invalidation" then "warm cache with fresh data"). A warm-up already running in a
+        pod is waited for first, so that it cannot refill the cache after the invalidation.
+      - Always a change (the entries are dropped even when the cache looked warm).
+    type: bool
+    default: false
   container:
     description:
       - Container to exec in; the pod's default container when not set.
@@ -114,6 +122,13 @@ EXAMPLES = r"""
     model: llama-7b
     target_percent: 90
     poll_interval: 5
+
+- name: The runbook's KV-cache recovery - drop the (possibly corrupt) entries, then warm with fresh data
+  veritas.chaos.cache_warmup:
+    namespace: veritas
+    label_selector: deployment=blue
+    model: llama-7b
+    invalidate: true
 """
 
 RETURN = r"""
@@ -129,6 +144,12 @@ matched:
   sample: 3
 warmed:
   description: Pods where this call started a warm-up (in check mode, where it would).
+  returned: always
+  type: list
+  elements: str
+  sample: ["veritas-runtime-green-7d9f-abcde"]
+invalidated:
+  description: Pods whose cache this call dropped first (O(invalidate)); in check mode, would drop.
   returned: always
   type: list
   elements: str
@@ -304,6 +325,36 @@ def _sample(summary: dict[str, Any], seconds: float) -> dict[str, Any]:
     }
 
 
+def invalidate_caches(
+    client: KubeClient,
+    params: dict[str, Any],
+    cli: list[str],
+    before: dict[str, dict[str, Any]],
+    check_mode: bool,
+) -> dict[str, dict[str, Any]]:
+    """Drop each pod's cache once no warm-up runs there; returns the caches after (predicted in check mode)."""
+    if check_mode:
+        return {
+            pod: dict(s, state="cold", percent=0, entries=0) for pod, s in before.items()
+        }
+    deadline = time.monotonic() + params["timeout"]
+    after = {}
+    for pod, summary in before.items():
+        while summary["state"] == "warming":
+            if time.monotonic() >= deadline:
+                raise ChaosError(
+                    f"Timed out after {params['timeout']} seconds waiting for the warm-up running in pod "
+                    f"{pod} to end before invalidating its cache; nothing was invalidated there.",
+                    reason="timeout",
+                    pod=pod,
+                )
+            time.sleep(params["poll_interval"])
+            summary = read_status(client, params, cli, pod)
+        run_in_pod(client, params, pod, [*cli, "cache-invalidate", "--json"], idempotent=False)
+        after[pod] = read_status(client, params, cli, pod)
+    return after
+
+
 def cache_warmup(
     client: KubeClient, params: dict[str, Any], check_mode: bool, want_diff: bool
 ) -> dict[str, Any]:
@@ -344,6 +395,10 @@ def cache_warmup(
             field="model",
             pods=wrong_model,
         )
+    invalidated: list[str] = []
+    if params["invalidate"]:
+        before = invalidate_caches(client, params, cli, before, check_mode)
+        invalidated = list(pods)
     actions = {pod: plan(before[pod], target) for pod in pods}
     to_start = [pod for pod in pods if actions[pod] == WARMUP]
     entries: dict[str, dict[str, Any]] = {
@@ -359,9 +414,10 @@ def cache_warmup(
         for pod in pods
     }
     result: dict[str, Any] = {
-        "changed": bool(to_start),
+        "changed": bool(to_start or invalidated),
         "model": model,
         "matched": len(pods),
+        "invalidated": invalidated,
         "warmed": to_start,
         "already_warm": [pod for pod in pods if actions[pod] == NONE],
         "duration_seconds": 0.0,
@@ -395,7 +451,7 @@ def cache_warmup(
                     pod=pod,
                 ) from exc
         result["warmed"] = [pod for pod in pods if entries[pod]["changed"]]
-        result["changed"] = bool(result["warmed"])
+        result["changed"] = bool(result["warmed"] or invalidated)
         pending = list(waiting)
         deadline = begin + params["timeout"]
         while pending:
@@ -484,6 +540,7 @@ def main() -> None:
         poll_interval={"type": "float", "default": 2},
         warmup_seconds={"type": "float"},
         warmup_prompts={"type": "int"},
+        invalidate={"type": "bool", "default": False},
         container={"type": "str"},
         cli_path={"type": "str", "default": "./cli"},
         exec_timeout={"type": "int", "default": 30},

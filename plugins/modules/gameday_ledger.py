@@ -18,7 +18,8 @@ description:
     processes in O(processes) and, with O(controller=true), the C(ansible-playbook) process this task runs under
     (host, boot, pid, start time and process group), so that a restore stops them by identity, never by name.
   - O(state=restored) undoes every entry not yet undone. Recorded processes are stopped first (if they are still
-    the same process on this host), then each object field, object and pod fault goes back to the value it had
+    the same process on this host), with any process of the run that carries its E(VERITAS_LEDGER) (a killed
+    run's module, in whatever process group, still about to make a change), then each object field, object and pod fault goes back to the value it had
     before the run's first change of it, latest first. Every step runs even when one fails; the ledger is labelled
     C(restored) (or C(failed)). Running it again changes nothing.
   - O(state=restored) without O(name) and O(run_id) restores every ledger in O(namespace) that is not restored and

@@ -90,6 +90,13 @@ options:
     description:
       - For C(kv_cache_corruption), the percentage of newly cached entries written corrupt (default 0).
     type: float
+  corruption_mode:
+    description:
+      - For C(kv_cache_corruption), where the damage happens. V(payload) damages an entry's data after its
+        checksum was taken, so a read that verifies it can catch it. V(silent) damages it before (a bad write,
+        so data and checksum agree) and only the answers show it. Defaults to V(payload).
+    type: str
+    choices: [payload, silent]
   metrics_mode:
     description:
       - For C(metrics_outage) with V(runtime_cli), how C(/metrics) fails, V(503) (an error) or V(empty) (no samples).
@@ -1225,6 +1232,7 @@ def main() -> None:
         latency_ms={"type": "float"},
         jitter_ms={"type": "float"},
         write_percent={"type": "float"},
+        corruption_mode={"type": "str", "choices": ["payload", "silent"]},
         metrics_mode={"type": "str", "choices": ["503", "empty"]},
         resource={"type": "str", "choices": ["memory", "disk"]},
         pod_count={"type": "int"},

@@ -147,6 +147,23 @@ def test_corrupted_kv_entry_is_detected_on_read_and_the_answer_stays_correct(run
     assert cache["entries"] == 20
 
 
+def test_silent_kv_corruption_passes_the_checksum_and_gives_a_wrong_answer(runtime):
+    # Damage before the checksum was taken: the read cannot tell, the answer is wrong (what the
+    # game day's answer checks, not the runtime's counter, must catch).
+    prompt = "veritas lab prompt 4"
+    _, _, first = runtime.complete(prompt, max_tokens=10)
+    r = runtime.cli("fault", "set", "kv-corruption", "--mode", "silent", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["params"]["mode"] == "silent"
+    status, hdrs, after = runtime.complete(prompt, max_tokens=10)
+    assert (status, hdrs["x-veritas-cache"]) == (200, "hit")
+    assert after["choices"][0]["text"] != first["choices"][0]["text"]
+    assert value(runtime, "veritas_kv_cache_corruptions_detected_total") == 0
+    assert runtime.cli("fault", "set", "kv-corruption", "--mode", "bitrot").returncode != 0
+    assert runtime.cli("fault", "clear", "kv-corruption").returncode == 0
+    assert runtime.cli("cache-invalidate").returncode == 0
+
+
 def test_cache_warmup_prints_progress_and_logs_cache_warm_lines(runtime):
     r = runtime.cli("cache-warmup", "--model", "llama-7b", "--seconds", "1")
     assert r.returncode == 0, r.stderr

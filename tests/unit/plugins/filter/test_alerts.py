@@ -1,6 +1,6 @@
 # Copyright: (c) 2026, Veritas SPARK team
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The steady state's "the scenario's alerts are not firing", from Prometheus's /api/v1/alerts."""
+"""Alerts from the standard places: Prometheus's /api/v1/alerts (steady state), Alertmanager's /api/v2/alerts (pages)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.veritas.chaos.plugins.filter.alerts import (
     FilterModule,
     active_alerts,
+    paged_alerts,
+    rfc3339_epoch,
 )
 
 
@@ -126,3 +128,56 @@ def test_bad_names_are_refused():
         active_alerts(answer(), [1])
     with pytest.raises(AnsibleFilterError, match="states must be a list of strings"):
         active_alerts(answer(), ["A"], states=None)
+
+
+# ---- paged_alerts: Alertmanager API v2 ------------------------------------------------------
+
+INJECTED = 1_780_000_000.0  # 2026-05-28T20:26:40Z
+
+
+def am_alert(name, starts_at, state="active", **labels):
+    return {
+        "labels": {"alertname": name, **labels},
+        "annotations": {"summary": f"{name} summary"},
+        "startsAt": starts_at,
+        "status": {"state": state, "silencedBy": [], "inhibitedBy": []},
+        "fingerprint": f"fp-{name}-{starts_at}",
+    }
+
+
+def test_rfc3339_with_nanoseconds_and_offsets():
+    assert rfc3339_epoch("2026-05-28T20:26:40Z") == INJECTED
+    assert abs(rfc3339_epoch("2026-05-28T20:26:41.123456789Z") - (INJECTED + 1.123456789)) < 1e-6
+    assert rfc3339_epoch("2026-05-28T22:26:40+02:00") == INJECTED
+    with pytest.raises(AnsibleFilterError, match="not an RFC 3339 time"):
+        rfc3339_epoch("yesterday")
+
+
+def test_paged_alerts_after_the_injection_unsilenced_with_labels_first_first():
+    answer = [
+        am_alert("VeritasErrorRateHigh", "2026-05-28T20:26:52.5Z", namespace="veritas-lab", variant="canary"),
+        am_alert("VeritasErrorRateHigh", "2026-05-28T20:26:47Z", namespace="veritas-lab", variant="canary"),
+        am_alert("VeritasErrorRateHigh", "2026-05-28T20:26:30Z", namespace="veritas-lab"),  # before: not ours
+        am_alert("VeritasErrorRateHigh", "2026-05-28T20:26:45Z", state="suppressed", namespace="veritas-lab"),
+        am_alert("VeritasErrorRateHigh", "2026-05-28T20:26:44Z", namespace="other-team"),
+        am_alert("VeritasLatencyP99High", "2026-05-28T20:26:43Z", namespace="veritas-lab"),
+    ]
+    paged = paged_alerts(answer, ["VeritasErrorRateHigh"], INJECTED, {"namespace": "veritas-lab"})
+    assert [a["started"] for a in paged] == [INJECTED + 7, INJECTED + 12.5]
+    assert paged[0]["labels"]["variant"] == "canary" and paged[0]["summary"] == "VeritasErrorRateHigh summary"
+    assert paged_alerts(answer, "VeritasLatencyP99High", INJECTED)[0]["alertname"] == "VeritasLatencyP99High"
+    assert paged_alerts([], ["VeritasErrorRateHigh"], INJECTED) == []
+
+
+@pytest.mark.parametrize(
+    ("response", "since", "message"),
+    [
+        ({"data": []}, INJECTED, "expects the list"),
+        ([1], INJECTED, "each alert must be a dict"),
+        ([], "soon", "since must be epoch seconds"),
+        ([am_alert("A", "not a time")], INJECTED, "not an RFC 3339 time"),
+    ],
+)
+def test_paged_alerts_bad_input(response, since, message):
+    with pytest.raises(AnsibleFilterError, match=message):
+        paged_alerts(response, ["A"], since)

@@ -384,6 +384,36 @@ def test_workers_are_the_group_members_with_the_same_command_line():
         leader.wait()
 
 
+def test_a_killed_runs_module_in_another_group_is_stopped_by_its_ledger_marker():
+    # The controller (a workers group) is killed; its module runs in a session of its own with
+    # the run's VERITAS_LEDGER and would still make a change. Another run's module is left alone.
+    leader = subprocess.Popen(
+        [sys.executable, "-c", "import os, time; os.setpgid(0, 0); time.sleep(60)"]
+    )
+    sleep = [sys.executable, "-c", "import time; time.sleep(60)"]
+    ours = subprocess.Popen(
+        sleep, start_new_session=True, env={**os.environ, "VERITAS_LEDGER": "ns/veritas-ledger-a"}
+    )
+    theirs = subprocess.Popen(
+        sleep, start_new_session=True, env={**os.environ, "VERITAS_LEDGER": "ns/veritas-ledger-b"}
+    )
+    try:
+        time.sleep(0.3)
+        identity = _ledger.process_identity(leader.pid, group=_ledger.GROUP_WORKERS)
+        leader.kill()
+        leader.wait()
+        assert _ledger.marked_processes("VERITAS_LEDGER=ns/veritas-ledger-a", identity["start_ticks"]) == [ours.pid]
+        outcome = _ledger.stop_process(identity, grace=2, marker="VERITAS_LEDGER=ns/veritas-ledger-a")
+        assert outcome["stopped"] == [ours.pid]
+        assert ours.wait(timeout=10) is not None
+        assert theirs.poll() is None
+    finally:
+        for proc in (leader, ours, theirs):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
 def _zombie(pid: int) -> bool:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()

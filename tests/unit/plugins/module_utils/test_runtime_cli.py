@@ -46,7 +46,11 @@ def test_desired_params_are_what_the_runtime_stores():
     assert rc.desired_runtime_params("kv_cache_corruption", opts()) == {
         "percent": 100.0,
         "write_percent": 0.0,
+        "mode": "payload",
     }
+    assert rc.desired_runtime_params(
+        "kv_cache_corruption", opts(percent=50, corruption_mode="silent")
+    ) == {"percent": 50.0, "write_percent": 0.0, "mode": "silent"}
     assert rc.desired_runtime_params("metrics_outage", opts()) == {"mode": "503"}
     assert rc.desired_runtime_params(
         "resource_exhaustion", opts(resource="memory")
@@ -191,6 +195,14 @@ def test_order_targets_keeps_faulted_pods_first():
             {"metrics_mode": "404"},
             "metrics_mode",
         ),
+        (
+            "kv_cache_corruption",
+            "runtime_cli",
+            "present",
+            {"corruption_mode": "bitrot"},
+            "corruption_mode",
+        ),
+        ("error_rate", "runtime_cli", "present", {"percent": 5, "corruption_mode": "silent"}, "corruption_mode"),
         ("metrics_outage", "envoy_runtime", "present", {}, "method"),
         (
             "latency",

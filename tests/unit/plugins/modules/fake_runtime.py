@@ -50,6 +50,7 @@ class FakePod:
             params.update(
                 percent=float(flags.get("--percent", 100)),
                 write_percent=float(flags.get("--write-percent", 0)),
+                mode=flags.get("--mode", "payload"),
             )
             record["corrupted_entries"] = int(self.entries * params["percent"] / 100)
         elif name == "metrics-off":
@@ -138,6 +139,11 @@ class FakePod:
                 f"cache_warm model={model} state=started progress=0% entries=0/{total}\n",
                 "",
             )
+        if args[0] == "cache-invalidate":
+            if self.warmup.get("state") == "running":
+                self.warmup = {"state": "cancelled"}  # what a refill after it would undo
+            dropped, self.entries, self.cache_state = self.entries, 0, "cold"
+            return 0, json.dumps({"invalidated": dropped}), ""
         return 2, "", "cli: unknown command " + " ".join(args)
 
     # -- Envoy admin ---------------------------------------------------------------------
@@ -184,7 +190,7 @@ class FakeRuntimes:
         if command[0] == "curl":
             rc, out, err = target.curl(command)
         else:
-            verbs = ("fault", "cache-status", "cache-warmup")
+            verbs = ("fault", "cache-status", "cache-warmup", "cache-invalidate")
             start = next(
                 (i for i, word in enumerate(command) if word in verbs), len(command)
             )

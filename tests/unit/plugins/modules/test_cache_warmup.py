@@ -185,3 +185,28 @@ def test_warmup_options_are_passed_to_the_cli(lab, run_module):
         "--prompts",
         "16",
     ]
+
+
+def test_invalidate_waits_for_a_running_warm_up_drops_the_cache_then_warms(lab, run_module):
+    # green-0 is warm (and would be left alone), green-1 is still warming from an earlier warm-up.
+    lab.runtimes.pods["green-0"].cache_state, lab.runtimes.pods["green-0"].entries = "warm", 64
+    lab.runtimes.pods["green-1"].warmup = {
+        "state": "running", "model": "llama-7b", "done": 10, "total": 64, "progress": 15, "id": "x"
+    }
+    result = run_module(cache_warmup, dict(GREEN, invalidate=True), lab)
+    assert not result.get("failed"), result.get("msg")
+    assert result["changed"] and result["invalidated"] == ["green-0", "green-1"]
+    assert result["warmed"] == ["green-0", "green-1"]
+    writes = [command[1] for _pod, command in lab.runtimes.writes()]
+    assert writes == ["cache-invalidate", "cache-invalidate", "cache-warmup", "cache-warmup"]
+    # the earlier warm-up had ended before its pod's cache was dropped
+    assert lab.runtimes.pods["green-1"].warmup["id"] == "w1"
+    assert all(p["after"]["state"] == "warm" for p in result["pods"])
+
+
+def test_invalidate_in_check_mode_changes_nothing(lab, run_module):
+    lab.runtimes.pods["green-0"].cache_state, lab.runtimes.pods["green-0"].entries = "warm", 64
+    result = run_module(cache_warmup, dict(GREEN, invalidate=True), lab, check_mode=True)
+    assert result["changed"] and result["invalidated"] == ["green-0", "green-1"]
+    assert lab.runtimes.writes() == []
+    assert lab.runtimes.pods["green-0"].entries == 64

@@ -342,7 +342,7 @@ def test_kv_corruption_reports_corrupted_entries_and_disk_exhaustion_maps_names(
         runtime_fault, dict(CANARY, fault="kv_cache_corruption", percent=50), lab
     )
     assert kv["pods"][0]["corrupted_entries"] == 32
-    assert kv["fault"]["params"] == {"percent": 50.0, "write_percent": 0.0}
+    assert kv["fault"]["params"] == {"percent": 50.0, "write_percent": 0.0, "mode": "payload"}
     disk = run_module(
         runtime_fault,
         dict(CANARY, fault="resource_exhaustion", resource="disk", pod_count=1),
