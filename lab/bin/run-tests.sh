@@ -15,6 +15,8 @@ if [ -f galaxy.yml ]; then
   run lint "$REPO_ROOT/.venv/bin/ansible-lint" --profile production
   run galaxy "$REPO_ROOT/tests/galaxy/run.sh"
 fi
+# The shipped Prometheus rules: promtool check and unit tests (no lab needed).
+if [ -x tests/prometheus/run.sh ]; then run prometheus-rules "$REPO_ROOT/tests/prometheus/run.sh"; fi
 run lab-up "$REPO_ROOT/lab/bin/lab-up.sh"
 if [[ " ${failed[*]} " == *" lab-up "* ]]; then
   log "lab did not come up; logs in $LAB_DIR/logs and $KWOK_WORKDIR/clusters/$LAB_CLUSTER/logs"

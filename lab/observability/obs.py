@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
 """Generates the lab's Prometheus and Alertmanager configuration from config.yml.
 
-  obs.py render --out DIR [--lab-dir L]    prometheus.yml, rules.yml, alertmanager.yml into DIR
+  obs.py render --out DIR [--lab-dir L]    prometheus.yml, alertmanager.yml into DIR, and rules.yml:
+                                           a copy of extensions/prometheus/veritas-rules.yml
   obs.py addresses [--format text|json|env]
+  obs.py get KEY                           a dotted key of config.yml
 
-Intervals, windows, thresholds and metric names live in config.yml only.
+Scrape and evaluation intervals and addresses live in config.yml; the rules (windows,
+thresholds, `for`, metric names) in the collection's extensions/prometheus/veritas-rules.yml.
 """
 
 from __future__ import annotations
@@ -21,8 +24,17 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 DEFAULT_CONFIG = HERE / "config.yml"
 DATAPLANE_CONFIG = REPO / "lab" / "dataplane" / "config.yml"
+# The recording and alerting rules: the collection's rule file, loaded as it ships (`render`
+# copies it to rules.yml). Its job names are these two.
+RULES_FILE = REPO / "extensions" / "prometheus" / "veritas-rules.yml"
 RUNTIME_JOB = "veritas-runtime"
 PROXY_JOB = "haproxy"
+# What `render` requires of the rule file: the alerts the game days wait for (scenarios/registry.yml;
+# scenarios/registry.py's lab-alerts check looks for each name, quoted, in this file) and the
+# records their guards query, veritas:<name>:<rate_window>.
+GAMEDAY_ALERTS = ("VeritasCanaryInstanceLost", "VeritasErrorRateHigh", "VeritasMetricsOutage",
+                  "VeritasGPUUnavailable", "VeritasLatencyP99High")
+GAMEDAY_RECORDS = ("error_ratio", "latency_p99_seconds")
 
 
 def load_config(path=None) -> dict:
@@ -46,6 +58,8 @@ def addresses(cfg: dict) -> dict:
 
 
 def suffix(cfg: dict) -> str:
+    """The suffix of the rule file's record names (rate30s): config.yml's rate_window names the
+    file's window for the lab's tests, and `render` refuses a file whose records do not match."""
     return "rate" + str(cfg["rate_window"])
 
 
@@ -105,138 +119,16 @@ def prometheus_config(cfg: dict, dp: dict, lab_dir: Path, out: Path) -> dict:
     }
 
 
-def rules(cfg: dict, dp: dict) -> dict:
-    rt, th, fr = cfg["runtime"], cfg["thresholds"], cfg["for"]
-    s, w = suffix(cfg), cfg["rate_window"]
-    job = f'job="{RUNTIME_JOB}"'
-    variants = "|".join(dp["canary"]["variants"] + dp["bluegreen"]["colours"])
-    recs = []
-    for by, pre_ in (("variant", "veritas"), ("colour", "veritas_colour")):
-        k = f"namespace, {by}"
-        only = "" if by == "variant" else ',colour=~".+"'
-        req = f'{rt["requests_metric"]}{{{job},{rt["requests_matchers"]}{only}}}'
-        err = f'{rt["requests_metric"]}{{{job},{rt["requests_matchers"]},code=~"{rt["error_code_regex"]}"{only}}}'
-        hist = f'{rt["latency_histogram"]}_bucket{{{job}{only}}}'
-        recs += [
-            {"record": f"{pre_}:requests:{s}", "expr": f"sum by ({k}) (rate({req}[{w}]))"},
-            {"record": f"{pre_}:errors:{s}", "expr": f"sum by ({k}) (rate({err}[{w}]))"},
-            {
-                "record": f"{pre_}:error_ratio:{s}",
-                "expr": f"(({pre_}:errors:{s} or {pre_}:requests:{s} * 0) / {pre_}:requests:{s})",
-            },
-            {
-                "record": f"{pre_}:latency_p99_seconds:{s}",
-                "expr": f"histogram_quantile(0.99, sum by ({k}, le) (rate({hist}[{w}])))",
-            },
-            {
-                "record": f"{pre_}:latency_p50_seconds:{s}",
-                "expr": f"histogram_quantile(0.5, sum by ({k}, le) (rate({hist}[{w}])))",
-            },
-        ]
-    # A short-window error ratio per variant for a fast rollback guard (the lab scrapes every
-    # second, so a few seconds hold enough samples); the game days' lab inventory points the
-    # guard at it.
-    fw = cfg.get("fast_rate_window")
-    if fw:
-        req = f'{rt["requests_metric"]}{{{job},{rt["requests_matchers"]}}}'
-        err = f'{rt["requests_metric"]}{{{job},{rt["requests_matchers"]},code=~"{rt["error_code_regex"]}"}}'
-        recs.append({
-            "record": f"veritas:error_ratio:rate{fw}",
-            "expr": (f"(sum by (namespace, variant) (rate({err}[{fw}])) or sum by (namespace, variant) "
-                     f"(rate({req}[{fw}])) * 0) / sum by (namespace, variant) (rate({req}[{fw}]))"),
-        })
-    pb = f'haproxy_backend_http_responses_total{{job="{PROXY_JOB}",proxy=~"{variants}"}}'
-    recs += [
-        {
-            "record": f"veritas:proxy_responses:{s}",
-            "expr": f'label_replace(sum by (proxy, code) (rate({pb}[{w}])), "variant", "$1", "proxy", "(.*)")',
-        },
-        {
-            "record": f"veritas:proxy_error_ratio:{s}",
-            "expr": (
-                f'sum by (variant) (veritas:proxy_responses:{s}{{code="5xx"}})'
-                f" / sum by (variant) (veritas:proxy_responses:{s})"
-            ),
-        },
-    ]
-    ctl, can = dp["canary"]["variants"][:2]
-    recs.append({
-        "record": f"veritas:proxy_share:{s}",
-        "expr": (
-            f'sum by (variant) (veritas:proxy_responses:{s}{{variant=~"{ctl}|{can}"}})'
-            f' / ignoring (variant) group_left sum(veritas:proxy_responses:{s}{{variant=~"{ctl}|{can}"}})'
-        ),
-    })
-
-    presence = f'{rt["presence_metric"]}{{{job}}}'
-
-    def alert(name, expr, for_, severity, summary, **labels):
-        return {
-            "alert": name,
-            "expr": expr,
-            "for": for_,
-            "labels": {"severity": severity, **labels},
-            "annotations": {"summary": summary},
-        }
-
-    alerts = [
-        alert(
-            # On the fast window when the lab has one, so the alert fires before a fast guard's
-            # rollback has ended the errors (the 30 s ratio would not pass 5% by then).
-            "VeritasErrorRateHigh",
-            f"veritas:error_ratio:rate{cfg['fast_rate_window']} > {th['error_ratio']}" if cfg.get("fast_rate_window")
-            else f"veritas:error_ratio:{s} > {th['error_ratio']}", fr["error_ratio"],
-            "critical",
-            "error ratio of {{ $labels.variant }} in {{ $labels.namespace }} is {{ $value | humanizePercentage }}"
-            f" (> {th['error_ratio']:.0%})",
-        ),
-        alert(
-            "VeritasLatencyP99High", f"veritas:latency_p99_seconds:{s} > {th['latency_p99_seconds']}",
-            fr["latency_p99"], "critical",
-            "P99 latency of {{ $labels.variant }} in {{ $labels.namespace }} is {{ $value | humanizeDuration }}"
-            f" (> {th['latency_p99_seconds']}s)",
-        ),
-        alert(
-            "VeritasMetricsOutage", f"up{{{job}}} == 0", fr["metrics_outage"], "warning",
-            "metrics of pod {{ $labels.pod }} ({{ $labels.variant }}) cannot be scraped",
-            reason="target_down",
-        ),
-        alert(
-            "VeritasMetricsOutage", f"(up{{{job}}} == 1) unless on (instance) {presence}",
-            fr["metrics_outage"], "warning",
-            "pod {{ $labels.pod }} ({{ $labels.variant }}) answers /metrics without its series",
-            reason="series_absent",
-        ),
-        alert(
-            "VeritasMetricsOutage", f"absent({presence})", fr["metrics_outage"], "critical",
-            "no runtime metrics at all", reason="no_runtime_metrics",
-        ),
-        alert(
-            "VeritasMetricsOutage", f'up{{job="{PROXY_JOB}"}} == 0', fr["metrics_outage"], "warning",
-            "the proxy's metrics cannot be scraped", reason="proxy_down",
-        ),
-        # A runtime pod scraped within the last minute that is gone now (killed, crashed, evicted):
-        # the health-check alert of the runbook's scenario 1. One alert per variant that lost a pod.
-        alert(
-            "VeritasCanaryInstanceLost",
-            f'count by (namespace, variant) (max_over_time(up{{{job},variant="canary"}}[1m])'
-            f' unless on (pod) up{{{job},variant="canary"}}) > 0',
-            fr["instance_lost"], "warning",
-            "{{ $value }} canary runtime pod(s) in {{ $labels.namespace }} disappeared in the last minute",
-            reason="instance_lost",
-        ),
-        alert(
-            "VeritasGPUUnavailable", f'{rt["gpu_metric"]}{{{job}}} == 0', fr["gpu_unavailable"], "critical",
-            "GPU unavailable on pod {{ $labels.pod }} ({{ $labels.variant }})",
-        ),
-    ]
-    interval = cfg["evaluation_interval"]
-    return {
-        "groups": [
-            {"name": "veritas-recording", "interval": interval, "rules": recs},
-            {"name": "veritas-alerts", "interval": interval, "rules": alerts},
-        ]
-    }
+def check_rules(cfg: dict, text: str) -> None:
+    """The shipped rule file has what the lab and its game days need: every alert a game day
+    waits for and the records of the configured window (config.yml's rate_window names it,
+    the file sets it). Raises ValueError otherwise."""
+    data = yaml.safe_load(text)
+    names = {r.get("record") or r.get("alert") for g in data["groups"] for r in g["rules"]}
+    missing = [n for n in (*GAMEDAY_ALERTS, *(f"veritas:{r}:{suffix(cfg)}" for r in GAMEDAY_RECORDS))
+               if n not in names]
+    if missing:
+        raise ValueError(f"{RULES_FILE} has no rule {', '.join(missing)}")
 
 
 def alertmanager_config(cfg: dict) -> dict:
@@ -265,12 +157,15 @@ def render(cfg: dict, dp: dict, lab_dir: Path, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for name, data in (
         ("prometheus.yml", prometheus_config(cfg, dp, lab_dir, out)),
-        ("rules.yml", rules(cfg, dp)),
         ("alertmanager.yml", alertmanager_config(cfg)),
     ):
         text = "# Generated by lab/observability/obs.py from config.yml - do not edit.\n"
         text += yaml.safe_dump(data, sort_keys=False, width=200)
         (out / name).write_text(text)
+    # The rules are the collection's, byte for byte: the lab tests what a team installs.
+    rules = RULES_FILE.read_text(encoding="utf-8")
+    check_rules(cfg, rules)
+    (out / "rules.yml").write_text(rules, encoding="utf-8")
 
 
 def main(argv=None) -> int:

@@ -15,13 +15,16 @@ Configuration comes from the environment (the supervisor fills it from the pod s
   MODEL_LOAD_SECONDS (/health answers 503 "loading_model" that long after the start),
   KV_CACHE_CAPACITY, WARMUP_PROMPTS, WARMUP_SECONDS, SESSION_STORE_DIR (empty: in memory),
   VERITAS_FAULTS (JSON object {fault: params} applied at start), VERITAS_READY_FILE,
-  VERITAS_LOG_FILE (events also appended there), VERITAS_CRI_LOG_FILE (the same in CRI format).
+  VERITAS_LOG_FILE (events also appended there), VERITAS_CRI_LOG_FILE (the same in CRI format),
+  ENVOY_ADMIN_PORT (15000), ENVOY_FAULT_RUNTIME_PREFIX (fault.http): the pod's Envoy sidecar,
+  see EnvoySidecar.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import random
 import re
@@ -33,7 +36,7 @@ import uuid
 from collections import OrderedDict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import parse_qsl, urlparse, urlsplit
 
 # vLLM v1 buckets (vllm/v1/metrics/loggers.py).
 E2E_BUCKETS = (0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0,
@@ -179,10 +182,12 @@ class KVCache:
     def checksum(data: bytes) -> str:
         return hashlib.blake2b(data, digest_size=16).hexdigest()
 
-    def put(self, key: str, data: bytes, corrupt: bool = False) -> None:
+    def put(self, key: str, data: bytes, corrupt: bool = False, silent: bool = False) -> None:
         entry = {"data": data, "checksum": self.checksum(data)}
         if corrupt:
             entry["data"] = _flip(data)
+            if silent:  # damaged before the checksum was taken: data and checksum agree
+                entry["checksum"] = self.checksum(entry["data"])
         with self.lock:
             self.entries[key] = entry
             self.entries.move_to_end(key)
@@ -201,12 +206,15 @@ class KVCache:
             self.entries.move_to_end(key)
             return "hit", entry["data"]
 
-    def corrupt(self, percent: float, rng: random.Random) -> int:
+    def corrupt(self, percent: float, rng: random.Random, silent: bool = False) -> int:
         with self.lock:
             keys = list(self.entries)
             n = len(keys) if percent >= 100 else round(len(keys) * percent / 100.0)
             for key in rng.sample(keys, n):
-                self.entries[key]["data"] = _flip(self.entries[key]["data"])
+                entry = self.entries[key]
+                entry["data"] = _flip(entry["data"])
+                if silent:  # damaged before the checksum was taken: data and checksum agree
+                    entry["checksum"] = self.checksum(entry["data"])
             return n
 
     def verify(self) -> int:
@@ -342,6 +350,108 @@ class SessionStore:
         return info
 
 
+ENVOY_ADMIN_HOSTS = ("127.0.0.1", "localhost")
+ENVOY_ADMIN_USAGE = ("usage: /runtime_modify?key1=value1&key2=value2&keyN=valueN\n"
+                     "       or send the parameters as form values\n"
+                     "use an empty value to remove a previously added override")
+ENVOY_ADMIN_HELP = ("invalid path. admin commands are:\n"
+                    "  /runtime: print runtime values\n"
+                    "  /runtime_modify (POST): Adds or modifies runtime values as passed in query "
+                    "parameters. To delete a previously added key, use an empty string as the "
+                    "value.\n")
+
+
+def evenly_spread_hit(n: int, percent: float) -> bool:
+    """Whether the n-th request (from 0) is hit: exactly percent% of consecutive requests, spread evenly."""
+    return int((n + 1) * percent / 100.0) > int(n * percent / 100.0)
+
+
+class EnvoySidecar:
+    """The pod's Envoy sidecar as far as the lab needs it: the admin runtime and the HTTP fault filter.
+
+    kwok runs no images, so the `envoy` container of a lab pod is emulated here: its Exec sends
+    curl through http_proxy to this process, so an absolute-form request for
+    http://127.0.0.1:15000/... is the admin API (POST /runtime_modify, GET /runtime), with
+    Envoy's semantics: the admin layer holds string values, an empty value removes the key.
+
+    The fault filter reads the fault filter's default runtime keys under `prefix`
+    (abort.abort_percent, abort.http_status, delay.fixed_delay_percent,
+    delay.fixed_duration_ms) over its configured values, which are an abort of 503 and a fixed
+    delay of 1 s, both at 0%: nothing happens until a key says so. Unlike Envoy's random draw,
+    the lab's percentages are exact over consecutive requests (the error-rate fault's sequence).
+    """
+
+    LAYERS = ("static", "admin")
+    DEFAULT_ABORT_STATUS = 503
+    DEFAULT_DELAY_MS = 1000.0
+
+    def __init__(self, admin_port: int = 15000, prefix: str = "fault.http"):
+        self.admin_port = admin_port
+        self.prefix = prefix.rstrip(".")
+        self.lock = threading.Lock()
+        self.admin: dict[str, str] = {}
+        self.abort_seq = 0
+        self.delay_seq = 0
+
+    # -- the admin API --
+    def is_admin_target(self, target: str) -> bool:
+        """An absolute-form request target addressed to the admin port (what curl sends a proxy)."""
+        if "://" not in target:
+            return False
+        parts = urlsplit(target)
+        try:
+            port = parts.port
+        except ValueError:
+            return False
+        return parts.scheme == "http" and parts.hostname in ENVOY_ADMIN_HOSTS and port == self.admin_port
+
+    def modify(self, pairs: list[tuple[str, str]]) -> None:
+        with self.lock:
+            for key, value in pairs:
+                if value == "":
+                    self.admin.pop(key, None)
+                else:
+                    self.admin[key] = value
+
+    def runtime(self) -> dict:
+        """GET /runtime as Envoy answers it (no static layer values: the filter's are config)."""
+        with self.lock:
+            entries = {key: {"final_value": value, "layer_values": ["", value]}
+                       for key, value in sorted(self.admin.items())}
+        return {"layers": list(self.LAYERS), "entries": entries}
+
+    # -- the HTTP fault filter --
+    def _number(self, name: str, default: float, low: float, high: float | None = None) -> float:
+        raw = self.admin.get(f"{self.prefix}.{name}")
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:  # Envoy ignores a value it cannot read and keeps the configured one
+            return default
+        if not math.isfinite(value) or value < low:  # NaN, infinite or below the range
+            return default
+        return min(value, high) if high is not None else value
+
+    def decide(self) -> tuple[float, int | None]:
+        """(delay in seconds, abort status or None) for the next request on the data path."""
+        with self.lock:
+            delay_pct = self._number("delay.fixed_delay_percent", 0.0, 0.0, 100.0)
+            abort_pct = self._number("abort.abort_percent", 0.0, 0.0, 100.0)
+            delay = 0.0
+            if delay_pct > 0:
+                n, self.delay_seq = self.delay_seq, self.delay_seq + 1
+                if evenly_spread_hit(n, delay_pct):
+                    delay = self._number("delay.fixed_duration_ms", self.DEFAULT_DELAY_MS, 0.0) / 1000.0
+            abort = None
+            if abort_pct > 0:
+                n, self.abort_seq = self.abort_seq, self.abort_seq + 1
+                if evenly_spread_hit(n, abort_pct):
+                    status = int(self._number("abort.http_status", self.DEFAULT_ABORT_STATUS, 200.0))
+                    abort = status if 200 <= status <= 599 else self.DEFAULT_ABORT_STATUS
+        return delay, abort
+
+
 def _setting(env: dict[str, str], name: str, default: str = "") -> str:
     """VERITAS_<NAME> (as the lab's manifests spell it) or <NAME>."""
     return env.get(f"VERITAS_{name}") or env.get(name) or default
@@ -385,6 +495,8 @@ class Runtime:
         self.warmup: dict = {"state": "idle"}
         self.warmup_lock = threading.Lock()
         self.exit_code: int | None = None
+        self.envoy = EnvoySidecar(int(_setting_float(env, "ENVOY_ADMIN_PORT", 15000)),
+                                  _setting(env, "ENVOY_FAULT_RUNTIME_PREFIX", "fault.http"))
         initial = env.get("VERITAS_FAULTS", "").strip()
         if initial:
             try:
@@ -412,7 +524,11 @@ class Runtime:
             pct = float(params.get("percent", 100))
             params["percent"] = pct
             params["write_percent"] = float(params.get("write_percent", 0))
-            record["corrupted_entries"] = self.cache.corrupt(pct, self.rng)
+            mode = str(params.get("mode", "payload"))
+            if mode not in ("payload", "silent"):
+                raise ValueError("mode must be payload or silent")
+            params["mode"] = mode
+            record["corrupted_entries"] = self.cache.corrupt(pct, self.rng, silent=mode == "silent")
         elif name == "gpu-unavailable":
             params["cpu_fallback"] = bool(params.get("cpu_fallback", False))
         elif name == "metrics-off":
@@ -481,8 +597,15 @@ class Runtime:
         return 200, body
 
     # ---- inference ------------------------------------------------------------------------
-    def complete(self, req: dict, headers: dict) -> tuple[int, dict, dict]:
+    def complete(self, req: dict, headers: dict, delay_s: float = 0.0) -> tuple[int, dict, dict]:
+        """One completion; delay_s is the sidecar's fault delay, spent before the runtime sees it.
+
+        The delay counts in the latency histograms (time to first token and end to end): the lab
+        has one process per pod, so what a mesh's request-duration metric would show is here.
+        """
         start = time.monotonic()
+        if delay_s > 0:
+            time.sleep(delay_s)
         prompt = req.get("prompt", "")
         if isinstance(prompt, list):
             prompt = prompt[0] if prompt else ""
@@ -534,6 +657,7 @@ class Runtime:
                 self.sessions.touch(session)
             except (StoreUnavailable, OSError):
                 pass
+        ttft += delay_s
         e2e = time.monotonic() - start
         prompt_tokens = count_tokens(prompt)
         with self.metrics.lock:
@@ -570,9 +694,8 @@ class Runtime:
             with self.fault_lock:
                 n = self.error_seq
                 self.error_seq += 1
-            pct = err["percent"]
             # Exactly pct% of consecutive requests fail, spread evenly.
-            if int((n + 1) * pct / 100.0) > int(n * pct / 100.0):
+            if evenly_spread_hit(n, err["percent"]):
                 return err["status"], "injected error"
         return None
 
@@ -599,7 +722,7 @@ class Runtime:
             if result == "miss":
                 kv = self.fault("kv-corruption")
                 corrupt = bool(kv and kv["write_percent"] and self.rng.random() * 100 < kv["write_percent"])
-                self.cache.put(key, state, corrupt=corrupt)
+                self.cache.put(key, state, corrupt=corrupt, silent=kv is not None and kv["mode"] == "silent")
             prefill = self.prefill_s
         else:
             prefill = self.prefill_hit_s
@@ -814,12 +937,93 @@ class Handler(BaseHTTPRequestHandler):
             raise TypeError("body must be a JSON object")
         return data
 
+    def _drain_body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _send_envoy(self, code: int, text: str, ctype: str = "text/plain; charset=UTF-8",
+                    headers: dict | None = None) -> None:
+        """An answer of the Envoy sidecar (admin API or local reply): Envoy's headers."""
+        data = text.encode()
+        self.send_response_only(code)
+        self.send_header("content-type", ctype)
+        self.send_header("content-length", str(len(data)))
+        self.send_header("date", self.date_time_string())
+        self.send_header("server", "envoy")
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    def _envoy_admin(self) -> bool:
+        """Answers a request addressed to the sidecar's admin port; False for any other request.
+
+        Only an absolute-form target reaches it (`curl http://127.0.0.1:15000/...` with http_proxy
+        set to this process, as the pod's envoy container runs it): the runtime's own API has no
+        admin path of Envoy's.
+        """
+        envoy = self.runtime.envoy
+        if not envoy.is_admin_target(self.path):
+            return False
+        target = urlsplit(self.path)
+        body = self._drain_body()
+        path = target.path or "/"
+        if path == "/runtime":
+            self._send_envoy(200, json.dumps(envoy.runtime(), indent=2) + "\n", "application/json",
+                             {"cache-control": "no-cache, max-age=0", "x-content-type-options": "nosniff"})
+        elif path == "/runtime_modify":
+            if self.command != "POST":
+                self._send_envoy(405, f"Method {self.command} not allowed, POST required.")
+                return True
+            pairs = parse_qsl(target.query, keep_blank_values=True)
+            if body and "x-www-form-urlencoded" in (self.headers.get("Content-Type") or ""):
+                pairs += parse_qsl(body.decode(errors="replace"), keep_blank_values=True)
+            if not pairs:
+                self._send_envoy(400, ENVOY_ADMIN_USAGE)
+                return True
+            envoy.modify(pairs)
+            self.runtime.log.event("envoy_runtime_modify", *(f"{k}={v}" for k, v in pairs))
+            self._send_envoy(200, "OK\n")
+        else:
+            self._send_envoy(404, ENVOY_ADMIN_HELP)
+        return True
+
+    def _envoy_fault_filter(self, path: str) -> tuple[float, bool]:
+        """The sidecar's HTTP fault filter on the data path (/v1/...): (delay to add, answered).
+
+        An abort is Envoy's local reply after the delay, counted in the runtime's HTTP metrics
+        like an error of the error-rate fault; the lab's X-Veritas-Pod/-Variant headers are kept
+        so that load records attribute it to the pod.
+        """
+        if not path.startswith("/v1/"):
+            return 0.0, False
+        rt = self.runtime
+        delay, abort = rt.envoy.decide()
+        if abort is None:
+            return delay, False
+        self._drain_body()
+        if delay > 0:
+            time.sleep(delay)
+        rt.log.event("request_failed", code=abort, reason="fault_filter_abort")
+        rt.metrics.count_http(self._handler_name(), abort)
+        lab = {"X-Veritas-Pod": rt.pod, **({"X-Veritas-Variant": rt.variant} if rt.variant else {})}
+        self._send_envoy(abort, "fault filter abort", "text/plain", lab)
+        return delay, True
+
     def do_HEAD(self) -> None:
         self.do_GET()
 
     def do_GET(self) -> None:
         rt = self.runtime
+        if self._envoy_admin():
+            return
         path = urlparse(self.path).path
+        delay, answered = self._envoy_fault_filter(path)
+        if answered:
+            return
+        if delay > 0:
+            time.sleep(delay)
         if path in ("/health", "/healthz"):
             code, body = rt.health()
             self._send(code, body)
@@ -855,14 +1059,24 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         rt = self.runtime
+        if self._envoy_admin():
+            return
         path = urlparse(self.path).path
+        delay, answered = self._envoy_fault_filter(path)
+        if answered:
+            return
+        if delay > 0 and path != "/v1/completions":  # a completion counts it in its latency
+            time.sleep(delay)
         try:
             body = self._body()
         except (ValueError, TypeError) as exc:
+            if delay > 0 and path == "/v1/completions":
+                time.sleep(delay)
             self._send(400, {"error": f"invalid JSON body: {exc}"})
             return
         if path == "/v1/completions":
-            code, resp, headers = rt.complete(body, {k.lower(): v for k, v in self.headers.items()})
+            code, resp, headers = rt.complete(body, {k.lower(): v for k, v in self.headers.items()},
+                                              delay_s=delay)
             self._send(code, resp, headers)
         elif path == "/v1/sessions":
             try:
@@ -908,6 +1122,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_DELETE(self) -> None:
         rt = self.runtime
+        if self._envoy_admin():
+            return
         path = urlparse(self.path).path
         if path == "/admin/faults":
             self._send(200, {"cleared": rt.clear_fault(None)})

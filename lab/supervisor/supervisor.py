@@ -10,7 +10,9 @@ Follows pods labelled lab.veritas.io/runtime=true in all namespaces through the 
   - each pod's address is published as the annotation lab.veritas.io/address, in the
     Prometheus file_sd file $LAB_DIR/run/targets/runtime.json, and in a kwok Exec object of
     the same name that maps `kubectl exec POD -- ./cli ...` to a local command with
-    VERITAS_RUNTIME_ADDR set;
+    VERITAS_RUNTIME_ADDR set, and `kubectl exec POD -c envoy -- curl http://127.0.0.1:15000/...`
+    (the Envoy sidecar's admin API) to curl with http_proxy set to the pod's process, which
+    answers for the sidecar;
   - the pod's Ready and ContainersReady conditions follow the process's /health (status
     subresource), so EndpointSlices and the lab's proxy drop a pod whose /health is 503.
 
@@ -65,17 +67,17 @@ def wants_process(pod: dict) -> bool:
     meta, status = pod.get("metadata", {}), pod.get("status", {})
     if meta.get("deletionTimestamp") or status.get("phase") != "Running":
         return False
-    statuses = status.get("containerStatuses") or []
-    if statuses:
-        state = statuses[0].get("state") or {}
+    st = runtime_status(pod)
+    if st is not None:
+        state = st.get("state") or {}
         if "waiting" in state or "terminated" in state:
             return False
     return True
 
 
 def restart_count(pod: dict) -> int:
-    statuses = pod.get("status", {}).get("containerStatuses") or []
-    return int(statuses[0].get("restartCount", 0)) if statuses else 0
+    st = runtime_status(pod)
+    return int(st.get("restartCount", 0)) if st is not None else 0
 
 
 def ready_condition(pod: dict) -> bool | None:
@@ -92,11 +94,26 @@ def desired_ready(pod: dict, health_code: int | None) -> bool:
 
 
 def runtime_container(pod: dict) -> dict:
+    """The container the process stands for: the one named runtime, else the first.
+
+    Only spec.containers: the Envoy sidecar of the lab's manifests is a native sidecar
+    (an init container with restartPolicy Always), never the runtime.
+    """
     containers = pod.get("spec", {}).get("containers") or [{}]
     for c in containers:
         if c.get("name") == "runtime":
             return c
     return containers[0]
+
+
+def runtime_status(pod: dict) -> dict | None:
+    """The runtime container's entry of status.containerStatuses (by name, else the first)."""
+    statuses = pod.get("status", {}).get("containerStatuses") or []
+    name = runtime_container(pod).get("name")
+    for st in statuses:
+        if name and st.get("name") == name:
+            return st
+    return statuses[0] if statuses else None
 
 
 def runtime_env(pod: dict, addr: str, lab_dir: Path) -> dict[str, str]:
@@ -137,8 +154,27 @@ def target_labels(pod: dict) -> dict[str, str]:
     return {k: v for k, v in out.items() if v}
 
 
+ENVOY_CONTAINER = "envoy"
+
+
+def envoy_workdir(workdir: Path) -> Path:
+    """The envoy container's exec folder: its own, so the runtime's ./cli is not in it."""
+    return workdir / ENVOY_CONTAINER
+
+
 def exec_object(pod: dict, addr: str, workdir: Path, lab_py: str) -> dict:
+    """The kwok Exec of a runtime pod: the runtime container (the default entry) and envoy.
+
+    The first entry has no `containers`, so it serves every container without an entry of its
+    own (kwok's default), as `kubectl exec POD -- ./cli ...` needs. The second serves the Envoy
+    sidecar: curl there reaches the sidecar's admin API at http://127.0.0.1:15000 as in a real
+    pod, through http_proxy set to the pod's runtime process, which answers absolute-form
+    requests for port 15000 as Envoy's admin (lab/runtime/README.md). NO_PROXY is emptied so
+    that curl proxies 127.0.0.1 too (curl reads lower-case http_proxy; HTTP_PROXY is for other
+    tools).
+    """
     meta = pod["metadata"]
+    proxy = f"http://{addr}"
     return {
         "apiVersion": f"{KWOK_GROUP}/{KWOK_VERSION}",
         "kind": "Exec",
@@ -148,13 +184,24 @@ def exec_object(pod: dict, addr: str, workdir: Path, lab_py: str) -> dict:
             "ownerReferences": [{"apiVersion": "v1", "kind": "Pod", "name": meta["name"],
                                  "uid": meta["uid"]}],
         },
-        "spec": {"execs": [{"local": {
-            "workDir": str(workdir),
-            "envs": [{"name": "VERITAS_RUNTIME_ADDR", "value": addr},
-                     {"name": "POD_NAME", "value": meta["name"]},
-                     {"name": "POD_NAMESPACE", "value": meta["namespace"]},
-                     {"name": "LAB_PY", "value": lab_py}],
-        }}]},
+        "spec": {"execs": [
+            {"local": {
+                "workDir": str(workdir),
+                "envs": [{"name": "VERITAS_RUNTIME_ADDR", "value": addr},
+                         {"name": "POD_NAME", "value": meta["name"]},
+                         {"name": "POD_NAMESPACE", "value": meta["namespace"]},
+                         {"name": "LAB_PY", "value": lab_py}],
+            }},
+            {"containers": [ENVOY_CONTAINER], "local": {
+                "workDir": str(envoy_workdir(workdir)),
+                "envs": [{"name": "http_proxy", "value": proxy},
+                         {"name": "HTTP_PROXY", "value": proxy},
+                         {"name": "no_proxy", "value": ""},
+                         {"name": "NO_PROXY", "value": ""},
+                         {"name": "POD_NAME", "value": meta["name"]},
+                         {"name": "POD_NAMESPACE", "value": meta["namespace"]}],
+            }},
+        ]},
     }
 
 
@@ -249,6 +296,7 @@ class Supervisor:
     # -- lifecycle of one process --
     def start(self, m: Managed) -> None:
         m.workdir.mkdir(parents=True, exist_ok=True)
+        envoy_workdir(m.workdir).mkdir(exist_ok=True)
         link = m.workdir / "cli"
         if not link.is_symlink() or os.readlink(link) != str(CLI):
             with contextlib.suppress(FileNotFoundError):

@@ -322,8 +322,18 @@ def _timing(key: str, value: Any) -> str:
     return _cell(value)
 
 
+FILE_SUFFIXES = (".jsonl", ".json", ".md", ".log", ".csv", ".txt", ".yml", ".yaml", ".html")
+
+
+def _is_file_ref(value: Any) -> bool:
+    """A path to a file the run wrote (linked), not any text with a slash (a URL, a namespace/name)."""
+    if not isinstance(value, str) or not value or "://" in value or "\n" in value:
+        return False
+    return os.path.isabs(value) or os.path.exists(value) or value.endswith(FILE_SUFFIXES)
+
+
 def _link(name: str, path: Any, run_dir: str) -> str:
-    if not isinstance(path, str) or not path:
+    if not _is_file_ref(path):
         return f"{name}: {_cell(path)}"
     if os.path.isabs(path):
         target = link = path
@@ -394,7 +404,7 @@ def render_markdown(report: Mapping[str, Any], run_dir: str) -> str:
             evidence = criterion.get("evidence") or {}
             evidence_text = ", ".join(
                 _link(key, value, run_dir)
-                if isinstance(value, str) and ("/" in value or os.path.exists(value))
+                if _is_file_ref(value)
                 else f"{key}: {_cell(value)}"
                 for key, value in evidence.items()
             )

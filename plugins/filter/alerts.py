@@ -3,15 +3,16 @@
 """A scenario's alerts from the standard places.
 
 ``active_alerts``: which Prometheus has active (the steady state's "no alert is firing");
-``paged_alerts``: which reached Alertmanager, un-silenced, after the injection (an "alert fires
-within" criterion). Pure; their documentation is in ``active_alerts.yml`` and ``paged_alerts.yml``.
+``fired_alerts``: which fired after the injection (Prometheus's ALERTS series, a range query);
+``silencing``: the Alertmanager silences that kept such an alert from paging anyone. Pure; the
+documentation is in ``active_alerts.yml``, ``fired_alerts.yml`` and ``silencing.yml``.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
@@ -108,64 +109,73 @@ def rfc3339_epoch(text: Any) -> float:
     """Epoch seconds of an RFC 3339 time such as 2026-11-30T04:05:06.123456789Z."""
     match = _RFC3339.match(str(text or ""))
     if not match:
-        raise AnsibleFilterError(f"paged_alerts: {text!r} is not an RFC 3339 time")
+        raise AnsibleFilterError(f"silencing: {text!r} is not an RFC 3339 time")
     day, clock, fraction, zone = match.groups()
     zone = "+00:00" if zone in ("Z", "z") else zone
-    stamp = datetime.fromisoformat(f"{day}T{clock}{zone}").astimezone(timezone.utc)
+    stamp = datetime.fromisoformat(f"{day}T{clock}{zone}")  # aware: timestamp() needs no local zone
     return stamp.timestamp() + (float("0." + fraction) if fraction else 0.0)
 
 
-def paged_alerts(
-    response: Any,
-    alertnames: Any,
-    since: Any,
-    labels: Any = None,
-) -> list[dict[str, Any]]:
-    """The alerts of ``alertnames`` that Alertmanager holds active (not silenced, not inhibited),
-    that started firing at or after ``since`` (epoch seconds) and carry ``labels``; first first.
+def fired_alerts(response: Any, since: Any) -> list[dict[str, Any]]:
+    """Alerts that were firing at or after ``since`` (epoch seconds), from a range query of
+    Prometheus's ``ALERTS{alertstate="firing"}`` series; first first, one per label set.
 
-    ``response`` is the answer of Alertmanager's ``GET /api/v2/alerts`` (a list). An alert that
-    started before ``since`` was not caused by the injection; a silenced one never paged anyone.
+    The range keeps an alert that fired and resolved between two polls (a rollback within
+    seconds), which Alertmanager's list of active alerts has already dropped.
     """
-    names = set(_names(alertnames, "alertnames"))
     try:
         since_epoch = float(since)
     except (TypeError, ValueError) as exc:
-        raise AnsibleFilterError(f"paged_alerts: since must be epoch seconds, got {since!r}") from exc
-    wanted = dict(labels or {})
-    if not isinstance(response, Sequence) or isinstance(response, (str, bytes)):
+        raise AnsibleFilterError(f"fired_alerts: since must be epoch seconds, got {since!r}") from exc
+    if not isinstance(response, Mapping) or response.get("status", "success") != "success":
         raise AnsibleFilterError(
-            f"paged_alerts expects the list Alertmanager's /api/v2/alerts answers, got {type(response).__name__}"
+            "fired_alerts expects the answer of Prometheus's /api/v1/query_range, got "
+            f"{(response or {}).get('error') if isinstance(response, Mapping) else type(response).__name__}"
         )
     found = []
-    for alert in response:
-        if not isinstance(alert, Mapping):
-            raise AnsibleFilterError(f"paged_alerts: each alert must be a dict, got {alert!r}")
-        alert_labels = alert.get("labels") or {}
-        name = alert_labels.get("alertname")
-        state = (alert.get("status") or {}).get("state", "active")
-        if name not in names or state != "active":
-            continue
-        if any(str(alert_labels.get(key)) != str(value) for key, value in wanted.items()):
-            continue
-        started = rfc3339_epoch(alert.get("startsAt"))
-        if started < since_epoch:
-            continue
-        found.append(
-            {
-                "alertname": name,
-                "started": round(started, 3),
-                "starts_at": alert.get("startsAt"),
-                "labels": dict(alert_labels),
-                "summary": (alert.get("annotations") or {}).get("summary") or "",
-                "fingerprint": alert.get("fingerprint"),
-            }
+    for series in (response.get("data") or {}).get("result") or []:
+        labels = {k: v for k, v in (series.get("metric") or {}).items() if k not in ("__name__", "alertstate")}
+        times = [float(t) for t, value in series.get("values") or [] if float(t) >= since_epoch and value == "1"]
+        if times:
+            found.append({"alertname": labels.get("alertname"), "started": min(times), "labels": labels})
+    return sorted(found, key=lambda item: (item["started"], item["alertname"] or ""))
+
+
+def _matches(matcher: Mapping[str, Any], labels: Mapping[str, Any]) -> bool:
+    value = str(labels.get(matcher.get("name"), ""))
+    wanted = str(matcher.get("value", ""))
+    hit = re.fullmatch(wanted, value) is not None if matcher.get("isRegex") else value == wanted
+    return hit if matcher.get("isEqual", True) else not hit
+
+
+def silencing(silences: Any, labels: Any, at: Any) -> list[dict[str, Any]]:
+    """The Alertmanager silences (``GET /api/v2/silences``) that silenced an alert with
+    ``labels`` at ``at`` (epoch seconds): in force then, every matcher matching."""
+    if not isinstance(silences, Sequence) or isinstance(silences, (str, bytes)):
+        raise AnsibleFilterError(
+            f"silencing expects the list Alertmanager's /api/v2/silences answers, got {type(silences).__name__}"
         )
-    return sorted(found, key=lambda item: (item["started"], item["alertname"]))
+    moment = float(at)
+    found = []
+    for silence in silences:
+        if not isinstance(silence, Mapping):
+            raise AnsibleFilterError(f"silencing: each silence must be a dict, got {silence!r}")
+        if not rfc3339_epoch(silence.get("startsAt")) <= moment <= rfc3339_epoch(silence.get("endsAt")):
+            continue
+        if all(_matches(m, labels or {}) for m in silence.get("matchers") or []):
+            found.append(
+                {
+                    "id": silence.get("id"),
+                    "created_by": silence.get("createdBy"),
+                    "comment": silence.get("comment"),
+                    "ends_at": silence.get("endsAt"),
+                }
+            )
+    return found
 
 
 class FilterModule:
     """veritas.chaos alert filters."""
 
     def filters(self) -> dict[str, Any]:
-        return {"active_alerts": active_alerts, "paged_alerts": paged_alerts}
+        return {"active_alerts": active_alerts, "fired_alerts": fired_alerts, "silencing": silencing}

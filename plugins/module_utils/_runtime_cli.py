@@ -205,6 +205,12 @@ def validate_fault_options(
                 f"percent must be a whole number from 1 to 100 with method envoy_runtime, got {percent}.",
                 "percent",
             )
+        latency = params.get("latency_ms")
+        if latency is not None and float(latency) != int(float(latency)):
+            raise _invalid(
+                f"latency_ms must be whole milliseconds with method envoy_runtime (Envoy reads the key as an integer), got {latency}.",
+                "latency_ms",
+            )
         if params.get("jitter_ms"):
             raise _invalid(
                 "jitter_ms is not supported by method envoy_runtime (Envoy's fixed delay has no jitter).",

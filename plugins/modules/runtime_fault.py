@@ -24,7 +24,7 @@ description:
     filter through the admin API (C(POST /runtime_modify)), reached by exec in the Envoy container (which must have
     C(curl)), read back from C(GET /runtime). Needs the fault filter in the listener's filter chain with an abort
     and a delay block (for example at 0%); the runtime keys override their percentages and values.
-    Not exercised by the lab, which runs no Envoy."
+    The lab's runtime pods carry an C(envoy) sidecar whose admin endpoint honours the same path, keys and semantics."
   - With O(confirm_with=prometheus) the module also waits until a Prometheus query meets a condition
     (for example the error ratio above 0.1) and returns how long that took.
   - With O(duration) the fault is held that many seconds and then removed again (what this call set is cleared,
@@ -229,10 +229,10 @@ options:
     type: dict
   envoy_admin_url:
     description:
-      - With V(envoy_runtime), the Envoy admin address as seen from inside the pod
-        (Istio's sidecar serves it on V(http://127.0.0.1:15000)).
+      - With V(envoy_runtime), the Envoy admin address as seen from inside the pod. The default is Istio's
+        sidecar's; a standalone Envoy often serves it on V(http://127.0.0.1:9901).
     type: str
-    default: http://127.0.0.1:9901
+    default: http://127.0.0.1:15000
   envoy_runtime_prefix:
     description:
       - With V(envoy_runtime), the prefix of the fault filter's runtime keys.
@@ -1271,7 +1271,7 @@ def main() -> None:
         metrics_port={"type": "int"},
         prometheus_namespace={"type": "str"},
         prometheus_pod_labels={"type": "dict"},
-        envoy_admin_url={"type": "str", "default": "http://127.0.0.1:9901"},
+        envoy_admin_url={"type": "str", "default": "http://127.0.0.1:15000"},
         envoy_runtime_prefix={"type": "str", "default": "fault.http"},
     )
     module = AnsibleModule(

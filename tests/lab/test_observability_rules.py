@@ -1,6 +1,7 @@
-"""Observability: the generated Prometheus / Alertmanager configuration is valid, and the
+"""Observability: the generated Prometheus / Alertmanager configuration is valid, the lab loads
+the collection's rule file (extensions/prometheus/veritas-rules.yml) as it ships, and the
 recording and alert rules compute what the game days rely on (`promtool test rules` on series
-shaped like the runtime's and HAProxy's metrics)."""
+shaped like the runtime's and HAProxy's metrics; tests/prometheus has the rule file's own)."""
 
 from __future__ import annotations
 
@@ -44,8 +45,12 @@ def test_configuration_is_valid_and_intervals_come_from_one_place(rendered):
     assert prom["global"]["scrape_interval"] == CFG["scrape_interval"]
     assert prom["global"]["evaluation_interval"] == CFG["evaluation_interval"]
     assert all("scrape_interval" not in j for j in prom["scrape_configs"])
+    # the rules are the shipped file, byte for byte; its groups have no interval of their own,
+    # so config.yml's evaluation_interval applies to them
+    assert (rendered / "rules.yml").read_bytes() == obs.RULES_FILE.read_bytes()
     for g in yaml.safe_load((rendered / "rules.yml").read_text())["groups"]:
-        assert g["interval"] == CFG["evaluation_interval"]
+        assert "interval" not in g
+    assert prom["rule_files"] == [str(rendered / "rules.yml")]
     jobs = {j["job_name"]: j for j in prom["scrape_configs"]}
     assert jobs["veritas-runtime"]["file_sd_configs"][0]["files"][0].endswith("run/targets/*.json")
     port = DP["haproxy"]["stats_port"]

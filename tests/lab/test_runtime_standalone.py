@@ -4,17 +4,25 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
 
-LAB = Path(__file__).resolve().parents[2] / "lab"
+REPO = Path(__file__).resolve().parents[2]
+LAB = REPO / "lab"
 sys.path.insert(0, str(LAB / "runtime"))
 sys.path.insert(0, str(LAB / "loadgen"))
+sys.path.insert(0, str(LAB / "supervisor"))
+# The collection, as `make collection-link` links it (tests/unit/conftest.py does the same).
+if (REPO / ".collections" / "ansible_collections" / "veritas" / "chaos").is_dir():
+    sys.path.insert(0, str(REPO / ".collections"))
 
 import loadgen
+import supervisor
 from proc import RuntimeProcess, metric_samples
 
 FAST = {"PER_TOKEN_MS": "1", "PREFILL_MS": "5", "PREFILL_HIT_MS": "1", "WARMUP_SECONDS": "0.5",
@@ -376,3 +384,149 @@ def test_health_is_503_while_the_model_loads_then_200():
             assert time.monotonic() < deadline, "still loading 5 s after the start"
             time.sleep(0.1)
         assert time.monotonic() - t0 >= 1.4
+
+
+# ---- the Envoy sidecar: admin runtime and HTTP fault filter ---------------------------------
+
+ADMIN = "http://127.0.0.1:15000"  # the sidecar's admin address as runtime_fault uses it
+
+
+@pytest.fixture(scope="module")
+def runtime_cli():
+    """The collection's command builders and parsers: what runtime_fault runs and reads."""
+    return pytest.importorskip(
+        "ansible_collections.veritas.chaos.plugins.module_utils._runtime_cli",
+        reason="the collection is not importable (make collection-link)")
+
+
+def in_envoy(rt: RuntimeProcess, command: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
+    """command as `kubectl exec POD -c envoy --` runs it: the env of the supervisor's Exec entry."""
+    pod = {"metadata": {"name": "rt-test-0", "namespace": "veritas-lab", "uid": "u-1"}}
+    entry = next(e for e in supervisor.exec_object(pod, rt.addr, tmp_path, sys.executable)["spec"]["execs"]
+                 if e.get("containers") == ["envoy"])
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path),
+           **{e["name"]: e["value"] for e in entry["local"]["envs"]}}
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=30, check=False)
+
+
+def completion(rt: RuntimeProcess, prompt: str) -> tuple[int, dict, object]:
+    return rt.request("POST", "/v1/completions", {"prompt": prompt, "max_tokens": 1})
+
+
+def test_envoy_runtime_modify_aborts_exactly_the_percent_and_the_metrics_count_it(runtime, runtime_cli, tmp_path):
+    values = runtime_cli.envoy_runtime_values("error_rate", {"percent": 20, "status_code": 503})
+    keys = runtime_cli.envoy_runtime_keys("error_rate")
+    set_cmd = runtime_cli.envoy_modify_command(ADMIN, values)
+    assert set_cmd[:5] == ["curl", "-sS", "--fail", "-X", "POST"]
+    r = in_envoy(runtime, set_cmd, tmp_path)
+    assert (r.returncode, r.stdout) == (0, "OK\n"), r.stderr
+
+    answers = [completion(runtime, f"q{i}") for i in range(50)]
+    codes = [status for status, _, _ in answers]
+    assert codes.count(503) == 10
+    assert codes.count(200) == 40
+    _, headers, body = next(a for a in answers if a[0] == 503)
+    # Envoy's local reply of the fault filter.
+    assert body == "fault filter abort"
+    assert headers["server"] == "envoy"
+    assert headers["content-type"] == "text/plain"
+    assert headers["x-veritas-pod"] == "rt-test-0"
+    # Counted as the error-rate fault's errors are: the game days' queries and alerts see them.
+    assert value(runtime, "veritas_http_requests_total", handler="completions", code="503") == 10
+    assert value(runtime, "veritas_http_requests_total", handler="completions", code="200") == 40
+    assert value(runtime, "vllm:request_success_total") == 40
+    assert "reason=fault_filter_abort" in Path(runtime.log_file).read_text()
+
+    # GET /runtime as the module reads it back.
+    r = in_envoy(runtime, runtime_cli.envoy_read_command(ADMIN), tmp_path)
+    assert r.returncode == 0, r.stderr
+    document = json.loads(r.stdout)
+    assert document["layers"] == ["static", "admin"]
+    assert document["entries"]["fault.http.abort.abort_percent"] == {"final_value": "20", "layer_values": ["", "20"]}
+    read = runtime_cli.parse_envoy_runtime(r.stdout, keys)
+    assert read == {"fault.http.abort.abort_percent": "20", "fault.http.abort.http_status": "503"}
+    assert runtime_cli.envoy_current(read) == values
+    assert runtime_cli.plan_action("present", runtime_cli.envoy_current(read), values) == "none"
+
+    # An empty value removes the key from the admin layer: how the module clears the fault.
+    r = in_envoy(runtime, runtime_cli.envoy_modify_command(ADMIN, {key: "" for key in keys}), tmp_path)
+    assert (r.returncode, r.stdout) == (0, "OK\n"), r.stderr
+    r = in_envoy(runtime, runtime_cli.envoy_read_command(ADMIN), tmp_path)
+    assert json.loads(r.stdout)["entries"] == {}
+    assert runtime_cli.envoy_current(runtime_cli.parse_envoy_runtime(r.stdout, keys)) is None
+    assert {completion(runtime, f"r{i}")[0] for i in range(10)} == {200}
+
+
+def test_envoy_fixed_delay_adds_its_duration_to_completions_only(runtime, runtime_cli, tmp_path):
+    for _ in range(2):  # the prompt cached, so both timed requests are hits
+        t0 = time.monotonic()
+        assert completion(runtime, "delay")[0] == 200
+        base = time.monotonic() - t0
+    e2e_before = value(runtime, "vllm:e2e_request_latency_seconds_sum")
+    values = runtime_cli.envoy_runtime_values("latency", {"latency_ms": 200})
+    assert values == {"fault.http.delay.fixed_delay_percent": "100", "fault.http.delay.fixed_duration_ms": "200"}
+    assert in_envoy(runtime, runtime_cli.envoy_modify_command(ADMIN, values), tmp_path).returncode == 0
+    t0 = time.monotonic()
+    assert completion(runtime, "delay")[0] == 200
+    slow = time.monotonic() - t0
+    assert slow >= 0.2
+    assert slow - base >= 0.18
+    # In the latency histograms like the latency fault: the P99 rule and alert see it.
+    assert value(runtime, "vllm:e2e_request_latency_seconds_sum") - e2e_before >= 0.2
+    # Only the data path (/v1/...): the supervisor's /health probe and the scrapes are not delayed.
+    t0 = time.monotonic()
+    assert runtime.request("GET", "/health")[0] == 200
+    assert time.monotonic() - t0 < 0.15
+    keys = runtime_cli.envoy_runtime_keys("latency")
+    assert in_envoy(runtime, runtime_cli.envoy_modify_command(ADMIN, {k: "" for k in keys}), tmp_path).returncode == 0
+    t0 = time.monotonic()
+    assert completion(runtime, "delay")[0] == 200
+    assert time.monotonic() - t0 < 0.15
+
+
+def other_answers(rt: RuntimeProcess) -> float:
+    """Answers the runtime counted under handler="other" (0 before the first)."""
+    return sum(v for lab, v in metric_samples(metrics(rt), "veritas_http_requests_total")
+               if lab.get("handler") == "other")
+
+
+def test_envoy_admin_answers_only_requests_addressed_to_its_port(runtime, tmp_path):
+    other_before = other_answers(runtime)
+    # The runtime's own API has no admin path of Envoy's.
+    status, _, body = runtime.request("POST", "/runtime_modify?fault.http.abort.abort_percent=100")
+    assert status == 404
+    assert "no route" in body["error"]
+    assert runtime.request("GET", "/runtime")[0] == 404
+    # Neither has another port reached through the same proxy.
+    r = in_envoy(runtime, ["curl", "-sS", "--fail", "-X", "POST",
+                           "http://127.0.0.1:15001/runtime_modify?fault.http.abort.abort_percent=100"], tmp_path)
+    assert r.returncode == 22
+    assert {completion(runtime, f"a{i}")[0] for i in range(5)} == {200}
+    assert other_answers(runtime) == other_before + 3
+
+    def curl(*args: str) -> tuple[str, str]:
+        r = in_envoy(runtime, ["curl", "-sS", "-o", "/dev/stderr", "-w", "%{http_code}", *args], tmp_path)
+        return r.stdout, r.stderr
+
+    # Envoy's answers: GET on the mutating endpoint, no parameters, unknown admin paths.
+    assert curl(f"{ADMIN}/runtime_modify?a=1") == ("405", "Method GET not allowed, POST required.")
+    code, text = curl("-X", "POST", f"{ADMIN}/runtime_modify")
+    assert (code, text.splitlines()[0]) == ("400", "usage: /runtime_modify?key1=value1&key2=value2&keyN=valueN")
+    assert curl(f"{ADMIN}/stats")[0] == "404"
+    assert curl("http://localhost:15000/v1/completions")[0] == "404"
+    # Form values work too; localhost is the same admin.
+    assert curl("-d", "custom.key=on", "http://localhost:15000/runtime_modify") == ("200", "OK\n")
+    assert json.loads(curl(f"{ADMIN}/runtime")[1])["entries"]["custom.key"]["final_value"] == "on"
+    # Admin traffic is the sidecar's, not the runtime's: not in its HTTP metrics.
+    assert other_answers(runtime) == other_before + 3
+    assert {completion(runtime, f"b{i}")[0] for i in range(5)} == {200}
+
+
+def test_envoy_fault_keys_under_a_custom_prefix(runtime_cli, tmp_path):
+    with RuntimeProcess({**FAST, "ENVOY_FAULT_RUNTIME_PREFIX": "fault.veritas"}) as rt:
+        default = runtime_cli.envoy_runtime_values("error_rate", {"percent": 100})
+        assert in_envoy(rt, runtime_cli.envoy_modify_command(ADMIN, default), tmp_path).returncode == 0
+        assert {completion(rt, f"d{i}")[0] for i in range(3)} == {200}  # not this filter's keys
+        custom = runtime_cli.envoy_runtime_values("error_rate", {"percent": 100}, prefix="fault.veritas")
+        assert in_envoy(rt, runtime_cli.envoy_modify_command(ADMIN, custom), tmp_path).returncode == 0
+        assert [completion(rt, f"c{i}")[0] for i in range(3)] == [500, 500, 500]

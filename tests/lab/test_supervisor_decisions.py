@@ -83,6 +83,58 @@ def test_published_labels_and_exec_mapping(tmp_path):
     assert {"name": "VERITAS_RUNTIME_ADDR", "value": "127.0.0.1:4000"} in local["envs"]
 
 
+def test_exec_object_maps_the_envoy_container_to_curl_through_the_pods_process(tmp_path):
+    ex = sup.exec_object(pod(), "127.0.0.1:4000", tmp_path, "/usr/bin/python3")
+    default, envoy = ex["spec"]["execs"]
+    # The runtime's entry stays first and without containers: kwok's default for every container
+    # without an entry of its own (`kubectl exec POD -- ./cli ...`).
+    assert "containers" not in default
+    assert default["local"]["workDir"] == str(tmp_path)
+    assert envoy == {"containers": ["envoy"], "local": {
+        "workDir": str(tmp_path / "envoy"),
+        "envs": [{"name": "http_proxy", "value": "http://127.0.0.1:4000"},
+                 {"name": "HTTP_PROXY", "value": "http://127.0.0.1:4000"},
+                 {"name": "no_proxy", "value": ""},
+                 {"name": "NO_PROXY", "value": ""},
+                 {"name": "POD_NAME", "value": "veritas-canary-abc"},
+                 {"name": "POD_NAMESPACE", "value": "veritas-lab"}]}}
+    # The envoy container has no runtime CLI and no runtime address of its own.
+    assert not any(e["name"] == "VERITAS_RUNTIME_ADDR" for e in envoy["local"]["envs"])
+
+
+def test_the_runtime_container_and_its_status_are_found_by_name():
+    p = pod(restarts=2)
+    p["spec"]["containers"].insert(0, {"name": "envoy", "env": [{"name": "X", "value": "1"}]})
+    p["status"]["containerStatuses"].insert(
+        0, {"name": "envoy", "restartCount": 7, "state": {"waiting": {"reason": "CrashLoopBackOff"}}})
+    assert sup.runtime_container(p)["name"] == "runtime"
+    assert sup.runtime_status(p)["name"] == "runtime"
+    assert sup.restart_count(p) == 2
+    assert sup.wants_process(p) is True
+    # A native sidecar's status is in initContainerStatuses: it never stands for the runtime.
+    q = pod(state="waiting")
+    q["status"]["initContainerStatuses"] = [{"name": "envoy", "state": {"running": {}}}]
+    assert sup.wants_process(q) is False
+
+
+def test_every_runtime_pod_of_the_manifests_has_an_envoy_native_sidecar():
+    import yaml
+
+    manifests = Path(__file__).resolve().parents[2] / "lab" / "manifests"
+    deployments = [d for f in sorted(manifests.glob("*.yaml")) for d in yaml.safe_load_all(f.read_text())
+                   if d and d.get("kind") == "Deployment"
+                   and d["spec"]["template"]["metadata"]["labels"].get("lab.veritas.io/runtime") == "true"]
+    assert len(deployments) == 4
+    for d in deployments:
+        spec = d["spec"]["template"]["spec"]
+        # One regular container: exec and logs without a container name default to it.
+        assert [c["name"] for c in spec["containers"]] == ["runtime"], d["metadata"]["name"]
+        (envoy,) = spec["initContainers"]
+        assert envoy["name"] == "envoy"
+        assert envoy["restartPolicy"] == "Always"
+        assert envoy["ports"] == [{"name": "envoy-admin", "containerPort": 15000}]
+
+
 def test_free_port_avoids_taken_ports():
     first = sup.free_port(set())
     assert sup.free_port({first}) != first

@@ -259,7 +259,13 @@ FILES: dict[str, str] = {
         gameday: venv
         \tansible-playbook playbooks/gameday-bluegreen.yml
         """,
-    "lab/observability/obs.py": 'ALERTS = ["PodLost", "ErrorRateHigh"]\n',
+    "extensions/prometheus/veritas-rules.yml": """\
+        groups:
+          - name: alerts
+            rules:
+              - {alert: PodLost, expr: up == 0}
+              - {alert: ErrorRateHigh, expr: errors > 0.05}
+        """,
 }
 
 
@@ -873,7 +879,9 @@ def test_makefile_target(data, root):
 
 def test_lab_alert(data, root):
     entry(data, "pod_kill")["alerts"] = ["PodGone"]
-    assert found(data, root, reg.check_lab_alerts) == ["pod_kill: the lab defines no alert rule PodGone (lab/observability/obs.py)"]
+    assert found(data, root, reg.check_lab_alerts) == [
+        "pod_kill: extensions/prometheus/veritas-rules.yml has no alert rule PodGone"
+    ]
 
 
 def test_check_names_a_file_it_cannot_read(data, root):

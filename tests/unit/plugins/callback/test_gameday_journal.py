@@ -193,7 +193,12 @@ def test_markdown_lists_criteria_timings_and_links(tmp_path):
                         "comparison": "<=",
                         "unit": "s",
                         "status": "FAIL",
-                        "evidence": {"load": str(evidence), "samples": 12},
+                        "evidence": {
+                            "load": str(evidence),
+                            "samples": 12,
+                            "ledger": "veritas-lab/veritas-ledger-run-1",
+                            "source": "http://127.0.0.1:19093/api/v2/alerts",
+                        },
                     },
                 ],
                 "timings": {"injected_at": 1771408800.0, "detection_seconds": 75.5},
@@ -219,7 +224,8 @@ def test_markdown_lists_criteria_timings_and_links(tmp_path):
         in markdown
     )
     assert (
-        f"| Error rate detected within 1 minute | 75.5 s | <= 60 s | FAIL | [load]({evidence}), samples: 12 |"
+        f"| Error rate detected within 1 minute | 75.5 s | <= 60 s | FAIL | [load]({evidence}), samples: 12, "
+        "ledger: veritas-lab/veritas-ledger-run-1, source: http://127.0.0.1:19093/api/v2/alerts |"
         in markdown
     )
     assert "| injected_at | 2026-02-18T10:00:00.000Z (1771408800) |" in markdown

@@ -9,8 +9,9 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.veritas.chaos.plugins.filter.alerts import (
     FilterModule,
     active_alerts,
-    paged_alerts,
+    fired_alerts,
     rfc3339_epoch,
+    silencing,
 )
 
 
@@ -130,18 +131,15 @@ def test_bad_names_are_refused():
         active_alerts(answer(), ["A"], states=None)
 
 
-# ---- paged_alerts: Alertmanager API v2 ------------------------------------------------------
+# ---- fired_alerts (Prometheus ALERTS range) and silencing (Alertmanager API v2) --------------
 
 INJECTED = 1_780_000_000.0  # 2026-05-28T20:26:40Z
 
 
-def am_alert(name, starts_at, state="active", **labels):
+def series(name, times, **labels):
     return {
-        "labels": {"alertname": name, **labels},
-        "annotations": {"summary": f"{name} summary"},
-        "startsAt": starts_at,
-        "status": {"state": state, "silencedBy": [], "inhibitedBy": []},
-        "fingerprint": f"fp-{name}-{starts_at}",
+        "metric": {"__name__": "ALERTS", "alertname": name, "alertstate": "firing", **labels},
+        "values": [[t, "1"] for t in times],
     }
 
 
@@ -153,31 +151,65 @@ def test_rfc3339_with_nanoseconds_and_offsets():
         rfc3339_epoch("yesterday")
 
 
-def test_paged_alerts_after_the_injection_unsilenced_with_labels_first_first():
-    answer = [
-        am_alert("VeritasErrorRateHigh", "2026-05-28T20:26:52.5Z", namespace="veritas-lab", variant="canary"),
-        am_alert("VeritasErrorRateHigh", "2026-05-28T20:26:47Z", namespace="veritas-lab", variant="canary"),
-        am_alert("VeritasErrorRateHigh", "2026-05-28T20:26:30Z", namespace="veritas-lab"),  # before: not ours
-        am_alert("VeritasErrorRateHigh", "2026-05-28T20:26:45Z", state="suppressed", namespace="veritas-lab"),
-        am_alert("VeritasErrorRateHigh", "2026-05-28T20:26:44Z", namespace="other-team"),
-        am_alert("VeritasLatencyP99High", "2026-05-28T20:26:43Z", namespace="veritas-lab"),
-    ]
-    paged = paged_alerts(answer, ["VeritasErrorRateHigh"], INJECTED, {"namespace": "veritas-lab"})
-    assert [a["started"] for a in paged] == [INJECTED + 7, INJECTED + 12.5]
-    assert paged[0]["labels"]["variant"] == "canary" and paged[0]["summary"] == "VeritasErrorRateHigh summary"
-    assert paged_alerts(answer, "VeritasLatencyP99High", INJECTED)[0]["alertname"] == "VeritasLatencyP99High"
-    assert paged_alerts([], ["VeritasErrorRateHigh"], INJECTED) == []
+def test_fired_alerts_first_sample_after_the_injection_first_first():
+    answer = {
+        "status": "success",
+        "data": {
+            "resultType": "matrix",
+            "result": [
+                series("VeritasErrorRateHigh", [INJECTED + 9, INJECTED + 10], variant="control"),
+                # fired 2 s and resolved: still seen, which a poll of active alerts would miss
+                series("VeritasErrorRateHigh", [INJECTED - 5, INJECTED + 4, INJECTED + 5], variant="canary"),
+                series("VeritasLatencyP99High", [INJECTED - 30, INJECTED - 29]),  # before: not ours
+            ],
+        },
+    }
+    fired = fired_alerts(answer, INJECTED)
+    assert [(a["labels"]["variant"], a["started"]) for a in fired] == [("canary", INJECTED + 4), ("control", INJECTED + 9)]
+    assert "alertstate" not in fired[0]["labels"] and fired[0]["alertname"] == "VeritasErrorRateHigh"
+    assert fired_alerts({"status": "success", "data": {"result": []}}, INJECTED) == []
+
+
+def silence(matchers, starts, ends, sid="s1"):
+    return {
+        "id": sid,
+        "matchers": matchers,
+        "startsAt": starts,
+        "endsAt": ends,
+        "createdBy": "someone",
+        "comment": "maintenance",
+        "status": {"state": "active"},
+    }
+
+
+def test_silencing_in_force_and_every_matcher_matching():
+    labels = {"alertname": "VeritasCanaryInstanceLost", "namespace": "veritas-lab", "variant": "canary"}
+    at = INJECTED + 8
+    by_name = silence([{"name": "alertname", "value": "VeritasCanaryInstanceLost", "isRegex": False, "isEqual": True}],
+                      "2026-05-28T20:26:00Z", "2026-05-28T21:26:00Z")
+    by_regex = silence([{"name": "alertname", "value": "Veritas.*", "isRegex": True, "isEqual": True},
+                        {"name": "namespace", "value": "prod", "isRegex": False, "isEqual": False}],
+                       "2026-05-28T20:26:00Z", "2026-05-28T21:26:00Z", sid="s2")
+    other_ns = silence([{"name": "namespace", "value": "other", "isRegex": False, "isEqual": True}],
+                       "2026-05-28T20:26:00Z", "2026-05-28T21:26:00Z", sid="s3")
+    expired_before = silence(by_name["matchers"], "2026-05-28T20:00:00Z", "2026-05-28T20:26:45Z", sid="s4")
+    later = silence(by_name["matchers"], "2026-05-28T20:27:00Z", "2026-05-28T21:00:00Z", sid="s5")
+    found = silencing([by_name, by_regex, other_ns, expired_before, later], labels, at)
+    assert [s["id"] for s in found] == ["s1", "s2"]
+    assert found[0]["created_by"] == "someone"
+    assert silencing([], labels, at) == []
 
 
 @pytest.mark.parametrize(
-    ("response", "since", "message"),
+    ("call", "message"),
     [
-        ({"data": []}, INJECTED, "expects the list"),
-        ([1], INJECTED, "each alert must be a dict"),
-        ([], "soon", "since must be epoch seconds"),
-        ([am_alert("A", "not a time")], INJECTED, "not an RFC 3339 time"),
+        (lambda: fired_alerts({"status": "error", "error": "bad query"}, INJECTED), "query_range"),
+        (lambda: fired_alerts({"status": "success", "data": {"result": []}}, "soon"), "since must be epoch seconds"),
+        (lambda: silencing({"data": []}, {}, INJECTED), "expects the list"),
+        (lambda: silencing([1], {}, INJECTED), "each silence must be a dict"),
+        (lambda: silencing([silence([], "nope", "2026-05-28T21:26:00Z")], {}, INJECTED), "not an RFC 3339 time"),
     ],
 )
-def test_paged_alerts_bad_input(response, since, message):
+def test_alert_filters_bad_input(call, message):
     with pytest.raises(AnsibleFilterError, match=message):
-        paged_alerts(response, ["A"], since)
+        call()

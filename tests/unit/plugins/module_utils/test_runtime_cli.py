@@ -204,6 +204,7 @@ def test_order_targets_keeps_faulted_pods_first():
         ),
         ("error_rate", "runtime_cli", "present", {"percent": 5, "corruption_mode": "silent"}, "corruption_mode"),
         ("metrics_outage", "envoy_runtime", "present", {}, "method"),
+        ("latency", "envoy_runtime", "present", {"latency_ms": 2.5}, "latency_ms"),
         (
             "latency",
             "envoy_runtime",

@@ -872,7 +872,7 @@ ENVOY = {
     "fault": "latency",
     "method": "envoy_runtime",
     "latency_ms": 200.0,
-    "envoy_admin_url": "http://127.0.0.1:9901",
+    "envoy_admin_url": "http://127.0.0.1:15000",
     "envoy_runtime_prefix": "fault.http",
 }
 KV = {
