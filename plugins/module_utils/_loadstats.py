@@ -176,3 +176,55 @@ def window_stats(
             continue
         picked.append(record)
     return _stats(picked, min_samples, detail=True)
+
+
+def _without(stats: Mapping[str, Any], *keys: str) -> dict[str, Any]:
+    return {k: v for k, v in stats.items() if k not in keys}
+
+
+def summarize_run(
+    records: Iterable[Mapping[str, Any]], min_samples: int = DEFAULT_MIN_SAMPLES
+) -> dict[str, Any]:
+    """Summary of a whole load run: totals, per variant and per second (by due time).
+
+    Every number is :func:`window_stats`'; the dictionary has the shape of the lab load
+    generator's ``summarize``: ``total``, ``started`` (first due time), ``duration_s``,
+    ``achieved_rate``, the whole run's statistics without its per-variant keys, ``variants``
+    (the whole run's ``by_variant``) and ``seconds`` (per second of due time, ``second`` and
+    that second's statistics without the per-variant keys).
+    """
+    rows = [check_record(record) for record in records]
+    if not rows:
+        empty = window_stats([], min_samples=min_samples)
+        return {"total": 0, **empty, "variants": {}, "seconds": []}
+    start = min(_number(row, "due") for row in rows)
+    whole = window_stats(rows, min_samples=min_samples)
+    by_second: dict[int, list[Mapping[str, Any]]] = {}
+    for row in rows:
+        by_second.setdefault(int(_number(row, "due") - start), []).append(row)
+    seconds = [
+        {
+            "second": sec,
+            **_without(
+                window_stats(by_second[sec], min_samples=min_samples),
+                "by_variant",
+                "shares",
+                "pods",
+                "last_sent_by_variant",
+            ),
+        }
+        for sec in sorted(by_second)
+    ]
+    duration = max(_number(row, "due") for row in rows) - start
+    total = len(rows)
+    return {
+        "total": total,
+        "started": start,
+        "duration_s": round(duration, 3),
+        "achieved_rate": (
+            round((total - 1) / duration, 2) if duration > 0 else float(total)
+        ),
+        **_without(whole, "variants", "by_variant", "last_sent_by_variant"),
+        "variants": whole["by_variant"],
+        "seconds": seconds,
+    }
