@@ -17,7 +17,7 @@ description:
     C(due) time), C(status) (HTTP status, 0 on a transport error), C(latency_ms), C(variant)
     and C(pod) (from the C(X-Veritas-Variant) and C(X-Veritas-Pod) response headers), and
     optionally C(correct) (the answer was checked and was right or wrong).
-  - The statistics are those of the lab load generator's summary (one function,
+  - The statistics are those of M(veritas.chaos.http_load)'s run summary (one function,
     C(plugins/module_utils/_loadstats.py)).
   - A window with fewer than O(min_samples) requests is not measured; RV(_raw[].measured) is
     V(false) and the error ratio, percentiles and shares are V(null), so a criterion built on

@@ -2,8 +2,8 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Statistics of recorded load responses: the one function behind every load number.
 
-The lab's load generator (lab/loadgen: its summary) and the ``load_window`` lookup (the game
-days' criteria) both call :func:`window_stats`, so a steady state and a criterion measured
+The load module's run summary (``http_load``: :func:`summarize_run`) and the ``load_window``
+lookup (the game days' criteria) both call :func:`window_stats`, so a steady state and a criterion measured
 over the same records give the same numbers.
 
 A record is a mapping with ``sent`` (epoch seconds; 0 when never sent, then ``due`` is its
@@ -187,8 +187,7 @@ def summarize_run(
 ) -> dict[str, Any]:
     """Summary of a whole load run: totals, per variant and per second (by due time).
 
-    Every number is :func:`window_stats`'; the dictionary has the shape of the lab load
-    generator's ``summarize``: ``total``, ``started`` (first due time), ``duration_s``,
+    Every number is :func:`window_stats`'; the dictionary (``http_load``'s summary) has ``total``, ``started`` (first due time), ``duration_s``,
     ``achieved_rate``, the whole run's statistics without its per-variant keys, ``variants``
     (the whole run's ``by_variant``) and ``seconds`` (per second of due time, ``second`` and
     that second's statistics without the per-variant keys).

@@ -185,7 +185,7 @@ notes:
     C(error) (the transport error, or C(HTTP <status>) and the start of the body for a 4xx or 5xx answer),
     C(correct) (see O(verify_against); null when not checked), C(prompt_index) and C(answer) (the first 16 hex
     digits of the sha256 of C(choices[0].text), or of C(choices[0].message.content), of a 2xx JSON answer;
-    null otherwise). These are the fields the lab's load generator (C(lab/loadgen)) writes, plus the last two.
+    null otherwise).
   - Results of another load tool (k6, vegeta, ...) can be read by the P(veritas.chaos.load_window#lookup) lookup
     once they are JSON lines of such records. The lookup needs C(sent), C(status), C(latency_ms), and uses
     C(variant), C(pod) and C(correct) when present; C(due) stands in for C(sent) when it is 0. For vegeta,

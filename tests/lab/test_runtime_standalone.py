@@ -15,15 +15,34 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 LAB = REPO / "lab"
 sys.path.insert(0, str(LAB / "runtime"))
-sys.path.insert(0, str(LAB / "loadgen"))
 sys.path.insert(0, str(LAB / "supervisor"))
 # The collection, as `make collection-link` links it (tests/unit/conftest.py does the same).
 if (REPO / ".collections" / "ansible_collections" / "veritas" / "chaos").is_dir():
     sys.path.insert(0, str(REPO / ".collections"))
 
-import loadgen
 import supervisor
 from proc import RuntimeProcess, metric_samples
+
+# The runtime's deterministic answer, computed independently of its code: what a client that
+# checks answers would do (the runtime's vocabulary and hashing, restated here).
+VOCAB = ("the", "model", "answers", "with", "steady", "tokens", "cache", "blue", "green",
+         "canary", "control", "latency", "prefix", "session", "engine", "veritas", "spark",
+         "request", "metric", "budget", "replica", "signal", "window", "rollout", "health",
+         "stream", "kernel", "tensor", "vector", "batch", "queue", "block")
+
+
+def expected_text(model: str, prompt: str, max_tokens: int) -> str:
+    state = hashlib.sha256(f"{model}\x00{prompt}".encode()).digest()
+    words: list[str] = []
+    block, counter = b"", 0
+    while len(words) < max_tokens:
+        if not block:
+            block = hashlib.sha256(state + counter.to_bytes(4, "big")).digest()
+            counter += 1
+        words.append(VOCAB[block[0] % len(VOCAB)])
+        block = block[1:]
+    return " ".join(words)
+
 
 FAST = {"PER_TOKEN_MS": "1", "PREFILL_MS": "5", "PREFILL_HIT_MS": "1", "WARMUP_SECONDS": "0.5",
         "WARMUP_PROMPTS": "20", "VARIANT": "canary", "POD_NAME": "rt-test-0"}
@@ -60,8 +79,8 @@ def test_completion_is_deterministic_and_carries_a_checksum(runtime):
     assert text != r3["choices"][0]["text"]
     assert len(text.split()) == 12
     assert r1["veritas"]["checksum"] == "sha256:" + hashlib.sha256(text.encode()).hexdigest()
-    # computed independently of the runtime's code (the load generator's own copy)
-    assert text == loadgen.expected_text("llama-7b", "what is a canary", 12)
+    # computed independently of the runtime's code
+    assert text == expected_text("llama-7b", "what is a canary", 12)
     assert h1["x-veritas-pod"] == "rt-test-0"
     assert h1["x-veritas-variant"] == "canary"
     assert r1["usage"]["completion_tokens"] == 12
@@ -346,10 +365,14 @@ def test_refuses_to_bind_beyond_loopback():
 
 
 def test_resident_memory_stays_small_under_load(runtime):
-    cfg = loadgen.Config(url=f"http://{runtime.addr}/v1/completions", rate=200, duration=2,
-                         max_tokens=4, concurrency=32)
-    records = loadgen.run(cfg)
-    assert sum(1 for r in records if r.status == 200) == len(records) == 400
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(i: int) -> int:
+        return runtime.complete(f"veritas lab prompt {i % 64}", max_tokens=4)[0]
+
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        codes = list(pool.map(one, range(400)))
+    assert codes.count(200) == len(codes) == 400
     rss_kb = next(int(line.split()[1]) for line in
                   Path(f"/proc/{runtime.pid}/status").read_text().splitlines()
                   if line.startswith("VmRSS:"))

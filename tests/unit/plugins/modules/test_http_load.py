@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib.util
 import json
 import os
 import shutil
@@ -324,23 +323,6 @@ def test_verify_against_a_file_without_answers_starts_nothing(
     assert result["failed"]
     assert result["field"] == "verify_against"
     assert not (tmp_path / "run.jsonl").exists()
-
-
-def test_the_summary_is_the_lab_generators_shape_from_the_one_statistics_function(
-    endpoint, monkeypatch
-):
-    spec = importlib.util.spec_from_file_location(
-        "veritas_lab_loadgen_for_test", REPO / "lab" / "loadgen" / "loadgen.py"
-    )
-    loadgen = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(
-        sys.modules, spec.name, loadgen
-    )  # dataclasses look their module up
-    spec.loader.exec_module(loadgen)
-    endpoint.fail["veritas lab prompt 1"] = 503
-    records = run_sync(url=endpoint.url, rate=100, duration=0.3, prompt_count=3)
-
-    assert summarize_run(records) == loadgen.summarize(records)
 
 
 def test_body_templates():

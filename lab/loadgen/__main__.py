@@ -1,5 +1,0 @@
-import sys
-
-from .loadgen import main
-
-sys.exit(main())
