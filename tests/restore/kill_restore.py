@@ -5,7 +5,7 @@ neither is what the inventory calls the steady state), a game day started as its
 ansible-playbook, SIGKILL to that ansible-playbook at a random moment (as a lost controller:
 its workers, rollback guard and load generators live on), then
 `playbooks/restore-steady-state.yml`. The trial passes when the Service is on green again,
-the weights are 80/20, no runtime pod carries a fault, the GPU nodes are as before, no
+the weights are 80/20, no runtime pod carries a fault (its runtime's or its Envoy sidecar's), the GPU nodes are as before, no
 NetworkPolicy of ours is left, no process the run recorded is alive, no game-day lock is held
 and every ledger is restored. At the end the lab goes back to its own steady state.
 
@@ -170,6 +170,25 @@ def faults_left(pods: list[dict]) -> dict[str, list[str]]:
             names = [f["name"] for f in json.loads(out or "[]")]
         except ValueError:
             names = [f"unreadable: {out[:80]!r}"]
+        # HTTP errors and latency go through the pod's Envoy sidecar: its admin runtime keys.
+        runtime = kubectl(
+            "-n",
+            NAMESPACE,
+            "exec",
+            pod["metadata"]["name"],
+            "-c",
+            "envoy",
+            "--",
+            "curl",
+            "-sS",
+            "--fail",
+            "http://127.0.0.1:15000/runtime",
+            check=False,
+        )
+        try:
+            names += [f"envoy {key}" for key in json.loads(runtime or "{}")["entries"]]
+        except (ValueError, KeyError):
+            names.append(f"envoy unreadable: {runtime[:80]!r}")
         if names:
             left[pod["metadata"]["name"]] = names
     return left
