@@ -330,14 +330,15 @@ def boot_id() -> str:
 
 
 def process_start_ticks(pid: int) -> int | None:
-    """The process's start time in clock ticks after boot (/proc/PID/stat field 22); None if gone."""
+    """The process's start time in clock ticks after boot (/proc/PID/stat field 22); None if
+    gone or a zombie (it has exited; only its parent's wait is missing)."""
     stat = _read(f"/proc/{pid}/stat")
     if not stat:
         return None
     # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
     fields = stat.rpartition(")")[2].split()
     try:
-        return int(fields[19])
+        return None if fields[0] in ("Z", "X") else int(fields[19])
     except (IndexError, ValueError):
         return None
 

@@ -432,6 +432,9 @@ from urllib.parse import urlsplit
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.veritas.chaos.plugins.module_utils._errors import ChaosError
+from ansible_collections.veritas.chaos.plugins.module_utils._ledger import (
+    process_start_ticks,  # a zombie counts as gone: the load has exited
+)
 from ansible_collections.veritas.chaos.plugins.module_utils._loadimport import (
     answer_hash,
     completion_text,
@@ -1121,19 +1124,6 @@ def start_detached(plan: dict[str, Any], paths: dict[str, str]) -> int:
         reason="start_failed",
         log=paths["log"],
     )
-
-
-def process_start_ticks(pid: int) -> int | None:
-    """Start time (clock ticks after boot) of a live process; None when gone or a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as handle:
-            fields = handle.read().rpartition(")")[2].split()
-    except OSError:
-        return None
-    try:
-        return None if fields[0] in ("Z", "X") else int(fields[19])
-    except (IndexError, ValueError):
-        return None
 
 
 # ---------------------------------------------------------------- the states
