@@ -46,6 +46,14 @@ options:
       - How many Ready (and, with O(health_command), healthy) pods the target selector must have. V(0) disables the gate.
     type: int
     default: 1
+  all_pods_ready:
+    description:
+      - Also require every pod the target selector matches (not terminating) to be Ready and, with O(health_command),
+        healthy. A colour in the middle of a rollout whose new pods crash-loop (an OOMKilled container) still has its
+        old pods Ready; counting Ready pods alone would let that switch through.
+      - Needs O(min_ready_pods) above 0 (V(0) disables the gate).
+    type: bool
+    default: false
   health_command:
     description:
       - A command run through the API's exec in each Ready target pod, for example C([curl, -fsS, localhost:8080/health]).
@@ -173,6 +181,11 @@ health:
       description: Healthy pods required (O(min_ready_pods)).
       type: int
       sample: 1
+    not_ready_pods:
+      description: Names of the pods that match the target selector and are not Ready (not terminating ones).
+      type: list
+      elements: str
+      sample: []
     ready_pods:
       description: Names of the Ready pods that match the target selector.
       type: list
@@ -307,6 +320,7 @@ def health_gate(
     required = params["min_ready_pods"]
     report: dict[str, Any] = {
         "required": required,
+        "not_ready_pods": [],
         "ready_pods": [],
         "healthy_pods": [],
         "checks": [],
@@ -317,8 +331,12 @@ def health_gate(
         resource_path("v1", "pods", namespace),
         label_selector=label_selector_string(selector),
     )
-    ready = sorted(pod["metadata"]["name"] for pod in pods if is_ready(pod))
+    live = [pod for pod in pods if not pod["metadata"].get("deletionTimestamp")]
+    ready = sorted(pod["metadata"]["name"] for pod in live if is_ready(pod))
     report["ready_pods"] = ready
+    report["not_ready_pods"] = sorted(
+        pod["metadata"]["name"] for pod in live if not is_ready(pod)
+    )
     healthy = list(ready)
     if params["health_command"] and ready:
         healthy = []
@@ -335,6 +353,17 @@ def health_gate(
             if outcome.rc == 0:
                 healthy.append(pod)
     report["healthy_pods"] = healthy
+    if params["all_pods_ready"] and len(healthy) < len(live):
+        raise ChaosError(
+            f"Refusing to switch the selector to {label_selector_string(selector)}: "
+            f"{len(healthy)} of its {len(live)} pod(s) Ready"
+            + (" and passing the health command" if params["health_command"] else "")
+            + ", all required (not Ready: {}).".format(
+                ", ".join(report["not_ready_pods"]) or "none"
+            ),
+            reason="unhealthy",
+            health=report,
+        )
     if len(healthy) < required:
         what = (
             "Ready and passing the health command"
@@ -450,6 +479,7 @@ def main() -> None:
         },
         selector={"type": "dict"},
         min_ready_pods={"type": "int", "default": 1},
+        all_pods_ready={"type": "bool", "default": False},
         health_command={"type": "list", "elements": "str"},
         health_container={"type": "str"},
         health_timeout={"type": "int", "default": 10},

@@ -114,6 +114,31 @@ def test_not_ready_pods_do_not_count(blue_green, run_module):
     assert result["failed"] and result["health"]["ready_pods"] == ["green-1"]
 
 
+def test_all_pods_ready_refuses_a_colour_with_a_crash_looping_pod(blue_green, run_module):
+    # A rollout whose new pod is OOMKilled: the old pods are still Ready, enough for min_ready_pods.
+    blue_green.put(
+        "/api/v1/namespaces/lab/pods/green-3", pod("green-3", GREEN, ready=False)
+    )
+    result = run_module(
+        service_selector, dict(SWITCH, min_ready_pods=2, all_pods_ready=True), blue_green
+    )
+    assert result["failed"] and result["reason"] == "unhealthy"
+    assert "2 of its 3 pod(s) Ready" in result["msg"] and "green-3" in result["msg"]
+    assert result["health"]["not_ready_pods"] == ["green-3"]
+    assert selector_of(blue_green) == BLUE
+    assert blue_green.writes == []
+    # Counting Ready pods alone lets the same switch through.
+    counted = run_module(service_selector, dict(SWITCH, min_ready_pods=2), blue_green)
+    assert counted["changed"] is True and selector_of(blue_green) == GREEN
+
+
+def test_all_pods_ready_passes_when_every_pod_is_ready(blue_green, run_module):
+    result = run_module(
+        service_selector, dict(SWITCH, min_ready_pods=1, all_pods_ready=True), blue_green
+    )
+    assert result["changed"] is True and result["health"]["not_ready_pods"] == []
+
+
 def test_health_command_failures_count_against_the_gate(
     blue_green, run_module, monkeypatch
 ):
