@@ -5,13 +5,23 @@
 # exits non-zero when any run failed.
 #   molecule/run.sh                                               # all of them
 #   molecule/run.sh metrics_outage metrics_outage_negative ...    # some of them
+#   VERITAS_MOLECULE_FROM=repo molecule/run.sh ...                # the working tree, see below
 # Logs: reports/molecule/logs/<scenario>.log
+#
+# The game days run from the collection as a team installs it: first the tarball of this working
+# tree is built and installed into an empty folder outside the repository (tests/galaxy/build-install.sh,
+# fresh on every call, never reused), and every ansible-playbook of the runs finds veritas.chaos
+# only there (ANSIBLE_COLLECTIONS_PATH; molecule/shared/prepare.yml checks it on every run). The
+# playbooks that run as their own ansible-playbook (a negative run's game day, the game day and
+# the restore of restore_after_interrupt) run the installed playbooks, from a folder outside the
+# repository. The first line printed names the tarball, its version and the install.
+# VERITAS_MOLECULE_FROM=repo runs the working tree instead (make collection-link's
+# .collections), to iterate on roles without a build; CI never sets it.
 set -uo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO" || exit 2
 export ANSIBLE_CONFIG="$REPO/ansible.cfg"
-export ANSIBLE_COLLECTIONS_PATH="$REPO/.collections"
 export PATH="$REPO/.venv/bin:$PATH"
 
 # The list comes from the scenario registry (scenarios/registry.yml): each game day, then its
@@ -21,21 +31,57 @@ mapfile -t SCENARIOS < <("$REPO/.venv/bin/python" "$REPO/scenarios/registry.py" 
 [ "${#SCENARIOS[@]}" -gt 0 ] || { echo "molecule/run.sh: scenarios/registry.py molecule gave no scenarios" >&2; exit 2; }
 if [ "$#" -gt 0 ]; then SCENARIOS=("$@"); fi
 
-if [ ! -e .collections/ansible_collections/veritas/chaos ]; then
-  make -s collection-link || exit 2
-fi
 LOGS="$REPO/reports/molecule/logs"
 mkdir -p "$LOGS"
 
+# The work folder, outside the repository: the tarball (build/), its install (collections/),
+# molecule's ephemeral folder of each run (molecule/<run>/, the working folder of the playbooks
+# that run as their own ansible-playbook). Removed at the end unless a run failed.
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/veritas-molecule.XXXXXX") || exit 2
 failed=0
+trap 'if [ "$failed" -eq 0 ]; then rm -rf "$WORK"; else echo "molecule: kept $WORK (tarball, install, ephemeral folders)"; fi' EXIT
+export VERITAS_MOLECULE_FROM="${VERITAS_MOLECULE_FROM:-install}"
+case "$VERITAS_MOLECULE_FROM" in
+  install)
+    # make test's PYTHONPATH holds .collections (the working tree as veritas.chaos, for pytest):
+    # Ansible scans sys.path for collections too, so it would find the repository beside the install.
+    unset PYTHONPATH ANSIBLE_COLLECTIONS_PATHS
+    # shellcheck source=tests/galaxy/build-install.sh
+    . "$REPO/tests/galaxy/build-install.sh"
+    start=$(date +%s%N)
+    collection_build "$WORK/build" || { failed=1; echo "molecule/run.sh: could not build the collection" >&2; exit 2; }
+    collection_install "$COLLECTION_TARBALL" "$WORK/collections" || { failed=1; echo "molecule/run.sh: could not install $COLLECTION_TARBALL" >&2; exit 2; }
+    export ANSIBLE_COLLECTIONS_PATH="$WORK/collections"
+    collection_check "$WORK/collections" || { failed=1; echo "molecule/run.sh: veritas.chaos does not resolve to the install only" >&2; exit 2; }
+    ms=$((($(date +%s%N) - start) / 1000000))
+    echo "molecule: veritas.chaos $COLLECTION_VERSION from $COLLECTION_TARBALL, installed in $ANSIBLE_COLLECTIONS_PATH (built, installed and checked in $((ms / 1000)).$((ms % 1000 / 100)) s)"
+    ;;
+  repo)
+    if [ ! -e .collections/ansible_collections/veritas/chaos ]; then
+      make -s collection-link || exit 2
+    fi
+    export ANSIBLE_COLLECTIONS_PATH="$REPO/.collections"
+    echo "molecule: VERITAS_MOLECULE_FROM=repo: veritas.chaos is the working tree ($REPO, through .collections), no tarball"
+    ;;
+  *)
+    echo "molecule/run.sh: VERITAS_MOLECULE_FROM is install (the default) or repo, not '$VERITAS_MOLECULE_FROM'" >&2
+    exit 2
+    ;;
+esac
+
 total_start=$(date +%s%N)
 for s in "${SCENARIOS[@]}"; do
   start=$(date +%s%N)
+  # A fresh ephemeral folder per run: molecule keeps its state there (prepared: true would skip
+  # the next run's prepare), and prepare's, converge's and verify's markers.
+  ephemeral="$WORK/molecule/$s"
+  mkdir -p "$ephemeral"
   if [ -f "molecule/$s/molecule.yml" ]; then
-    cmd=("$REPO/.venv/bin/molecule" test -s "$s")
+    cmd=(env MOLECULE_EPHEMERAL_DIRECTORY="$ephemeral" "$REPO/.venv/bin/molecule" test -s "$s")
   else
     "$REPO/.venv/bin/python" "$REPO/scenarios/registry.py" molecule-vars "$s" >"$LOGS/$s.vars.yml" || { echo "$s: not a run of the registry" >&2; failed=$((failed + 1)); continue; }
-    cmd=(env VERITAS_MOLECULE_RUN="$s" VERITAS_MOLECULE_VARS="$LOGS/$s.vars.yml" "$REPO/.venv/bin/molecule" test -s gameday)
+    cmd=(env MOLECULE_EPHEMERAL_DIRECTORY="$ephemeral" VERITAS_MOLECULE_RUN="$s" VERITAS_MOLECULE_VARS="$LOGS/$s.vars.yml"
+         "$REPO/.venv/bin/molecule" test -s gameday)
   fi
   if "${cmd[@]}" >"$LOGS/$s.log" 2>&1; then
     result=PASS

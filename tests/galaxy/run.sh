@@ -31,6 +31,10 @@ mkdir -p "$OUT"
 unset ANSIBLE_CONFIG ANSIBLE_COLLECTIONS_PATH ANSIBLE_COLLECTIONS_PATHS PYTHONPATH
 export PATH="$VENV/bin:$PATH"
 
+# The build, install and check of the collection are shared with molecule/run.sh.
+# shellcheck source=tests/galaxy/build-install.sh
+. "$HERE/build-install.sh"
+
 failed=()
 step() {
   local name=$1 start=$SECONDS; shift
@@ -57,8 +61,8 @@ changelog() {
 step changelog changelog
 
 build() {
-  ansible-galaxy collection build --output-path "$WORK/build" >/dev/null || return 1
-  TARBALL=$(ls "$WORK"/build/veritas-chaos-*.tar.gz) || return 1
+  collection_build "$WORK/build" || return 1
+  TARBALL=$COLLECTION_TARBALL
   # What must not ship: the lab, the tests (but ansible-test's tests/config.yml), molecule,
   # benchmarks, and local state and caches (every hidden top-level file or folder: .lab, .venv,
   # .collections, .ansible, .pytest_cache, .hypothesis, ...).
@@ -78,16 +82,13 @@ build() {
   echo "built $(basename "$TARBALL"): $(grep -vc '/$' "$WORK/contents.txt") files, no lab, tests or local state"
 }
 install_and_doc() {
-  # From a folder without ansible.cfg; kubernetes.core (the dependency) is found in the venv's
-  # ansible package, so nothing is downloaded.
-  (cd "$WORK" && ANSIBLE_COLLECTIONS_PATH="$WORK/installed" \
-     ansible-galaxy collection install "$TARBALL" -p "$WORK/installed" >"$WORK/install.log" 2>&1) \
-    || { cat "$WORK/install.log"; return 1; }
-  (cd "$WORK" && ANSIBLE_COLLECTIONS_PATH="$WORK/installed" ansible-doc veritas.chaos.gameday_ledger >"$WORK/doc.txt" 2>&1) \
-    || { cat "$WORK/doc.txt"; return 1; }
-  grep -q "installed/ansible_collections/veritas/chaos/plugins/modules/gameday_ledger.py" "$WORK/doc.txt" \
-    || { echo "ansible-doc did not read the installed collection:" >&2; head -3 "$WORK/doc.txt" >&2; return 1; }
-  echo "installed into $WORK/installed; ansible-doc veritas.chaos.gameday_ledger reads it from there"
+  # tests/galaxy/build-install.sh: into an empty folder, --offline (kubernetes.core, the
+  # dependency, is found in the venv's ansible package, so nothing is downloaded); then
+  # ansible-galaxy collection list finds veritas.chaos there only, and ansible-doc reads
+  # veritas.chaos.gameday_ledger from there.
+  collection_install "$TARBALL" "$WORK/installed" || return 1
+  collection_check "$WORK/installed" || return 1
+  echo "installed into $WORK/installed; ansible-galaxy collection list and ansible-doc veritas.chaos.gameday_ledger find it there only"
 }
 docs_lint() {
   # References to this collection and its dependencies (kubernetes.core, ansible.builtin) are
