@@ -18,6 +18,9 @@ Configuration comes from the environment (the supervisor fills it from the pod s
   VERITAS_LOG_FILE (events also appended there), VERITAS_CRI_LOG_FILE (the same in CRI format),
   ENVOY_ADMIN_PORT (15000), ENVOY_FAULT_RUNTIME_PREFIX (fault.http): the pod's Envoy sidecar,
   see EnvoySidecar.
+  CPU_FALLBACK (false): on losing the GPUs, serve on CPU (slower) instead of failing.
+  VERITAS_LAB_STATE_FILE: what the lab's node tells the process (LabState), POD_PORT and POD_IP:
+  which absolute-form targets are this pod's (ProxyTargets).
 """
 
 from __future__ import annotations
@@ -452,6 +455,101 @@ class EnvoySidecar:
         return delay, abort
 
 
+PROMETHEUS_USER_AGENT = "Prometheus/"
+PROMETHEUS_SCRAPE_HEADER = "X-Prometheus-Scrape-Timeout-Seconds"
+PROBE_USER_AGENT = "kube-probe/"
+
+
+def classify_peer(target: str, headers: dict[str, str]) -> str | None:
+    """Who sent a request, as far as the pod's NetworkPolicies go (headers: lower-case names).
+
+    None: never subject to policy: absolute-form requests are made inside the pod (kubectl exec
+    through http_proxy) and kubelet's probes come from the node. Prometheus says who it is;
+    any other origin-form request is the data plane (HAProxy).
+    """
+    if "://" in target or headers.get("user-agent", "").startswith(PROBE_USER_AGENT):
+        return None
+    if PROMETHEUS_SCRAPE_HEADER.lower() in headers or \
+            headers.get("user-agent", "").startswith(PROMETHEUS_USER_AGENT):
+        return "prometheus"
+    return "dataplane"
+
+
+class LabState:
+    """What the lab's supervisor, playing CNI and kubelet, tells this process through a file.
+
+    {"network": {"prometheus": bool, "dataplane": bool}, "devices": {"gpu_lost": bool}}: the
+    NetworkPolicy verdict for each known peer and whether the node lost the pod's GPUs. The
+    file is re-read when it changes (checked at most every 50 ms); without one, all is allowed.
+    """
+
+    def __init__(self, path: str | None, log: Log | None = None):
+        self.path = path
+        self.log = log
+        self.lock = threading.Lock()
+        self.stamp: tuple[int, int] | None = None
+        self.checked = 0.0
+        self.network: dict[str, bool] = {}
+        self.gpu_lost = False
+        self.refresh(force=True)
+
+    def refresh(self, force: bool = False) -> None:
+        if not self.path:
+            return
+        now = time.monotonic()
+        if not force and now - self.checked < 0.05:
+            return
+        with self.lock:
+            self.checked = now
+            try:
+                st = os.stat(self.path)
+                stamp = (st.st_mtime_ns, st.st_size)
+                if stamp == self.stamp:
+                    return
+                data = json.loads(Path(self.path).read_text())
+            except (OSError, ValueError):
+                return
+            self.stamp = stamp
+            network = {k: bool(v) for k, v in (data.get("network") or {}).items()}
+            gpu_lost = bool((data.get("devices") or {}).get("gpu_lost"))
+            if self.log and network != self.network:
+                self.log.event("network_policy", *(f"{k}={'allow' if v else 'drop'}" for k, v in sorted(network.items())))
+            if self.log and gpu_lost != self.gpu_lost:
+                if gpu_lost:
+                    self.log.event("gpu_unavailable", "CUDA error: no CUDA-capable device is detected",
+                                   source="node")
+                else:
+                    self.log.event("gpu_available", source="node")
+            self.network, self.gpu_lost = network, gpu_lost
+
+    def admits(self, peer: str | None) -> bool:
+        if peer is None:
+            return True
+        self.refresh()
+        return self.network.get(peer, True)
+
+
+class ProxyTargets:
+    """The absolute-form targets this process answers, as the pod's network namespace would.
+
+    kubectl exec sends curl and the cli through http_proxy to this process; a real pod has its
+    runtime on POD_PORT (the container's http port), Envoy's admin on its admin port, and the
+    process's own port (the cli's VERITAS_RUNTIME_ADDR). Anything else is refused (502).
+    """
+
+    def __init__(self, ports: set[int], hosts: set[str]):
+        self.ports = ports
+        self.hosts = hosts
+
+    def allowed(self, target: str) -> bool:
+        parts = urlsplit(target)
+        try:
+            port = parts.port or (80 if parts.scheme == "http" else None)
+        except ValueError:
+            return False
+        return parts.scheme == "http" and parts.hostname in self.hosts and port in self.ports
+
+
 def _setting(env: dict[str, str], name: str, default: str = "") -> str:
     """VERITAS_<NAME> (as the lab's manifests spell it) or <NAME>."""
     return env.get(f"VERITAS_{name}") or env.get(name) or default
@@ -497,6 +595,12 @@ class Runtime:
         self.exit_code: int | None = None
         self.envoy = EnvoySidecar(int(_setting_float(env, "ENVOY_ADMIN_PORT", 15000)),
                                   _setting(env, "ENVOY_FAULT_RUNTIME_PREFIX", "fault.http"))
+        # What the pod's spec says to do when the GPUs go away: fail, or serve on CPU.
+        self.cpu_fallback = _setting(env, "CPU_FALLBACK", "false").lower() in ("1", "true", "yes")
+        self.lab = LabState(env.get("VERITAS_LAB_STATE_FILE") or None, self.log)
+        pod_port = int(_setting_float(env, "POD_PORT", 0))
+        hosts = {*ENVOY_ADMIN_HOSTS, *([_setting(env, "POD_IP")] if _setting(env, "POD_IP") else [])}
+        self.proxy = ProxyTargets({p for p in (pod_port, self.envoy.admin_port) if p}, hosts)
         initial = env.get("VERITAS_FAULTS", "").strip()
         if initial:
             try:
@@ -572,6 +676,17 @@ class Runtime:
         rec = self.faults.get(name)
         return rec["params"] if rec else None
 
+    def gpu_state(self) -> dict | None:
+        """{"cpu_fallback": bool} when the GPU is gone: the fault switch, else the node's word.
+
+        Two sources kept apart, so that the node coming back clears only its own state.
+        """
+        gpu = self.fault("gpu-unavailable")
+        if gpu is not None:
+            return gpu
+        self.lab.refresh()
+        return {"cpu_fallback": self.cpu_fallback, "source": "node"} if self.lab.gpu_lost else None
+
     # ---- health ---------------------------------------------------------------------------
     def health(self) -> tuple[int, dict]:
         body: dict = {"pod": self.pod, "variant": self.variant, "model": self.model,
@@ -580,7 +695,7 @@ class Runtime:
         loading_left = self.started + self.model_load_seconds - time.time()
         if loading_left > 0:
             reasons.append(f"loading_model: {self.model} ({loading_left:.1f} s left)")
-        gpu = self.fault("gpu-unavailable")
+        gpu = self.gpu_state()
         if gpu is not None:
             if gpu["cpu_fallback"]:
                 body["mode"] = "cpu_fallback"
@@ -677,14 +792,14 @@ class Runtime:
                       "total_tokens": prompt_tokens + max_tokens},
             "veritas": {"pod": self.pod, "variant": self.variant, "deployment": self.deployment,
                         "cache": cache_result, "degraded": cache_result == "corrupt_bypass",
-                        "mode": "cpu_fallback" if self.fault("gpu-unavailable") else "gpu",
+                        "mode": "cpu_fallback" if self.gpu_state() else "gpu",
                         "checksum": text_checksum(text), "session_id": sid or None,
                         "ttft_ms": round(ttft * 1000, 3), "latency_ms": round(e2e * 1000, 3)},
         }
         return 200, body, {"X-Veritas-Cache": cache_result}
 
     def injected_failure(self) -> tuple[int, str] | None:
-        gpu = self.fault("gpu-unavailable")
+        gpu = self.gpu_state()
         if gpu is not None and not gpu["cpu_fallback"]:
             return 503, "GPU unavailable: CUDA error: no CUDA-capable device is detected"
         if self.fault("memory-exhaustion") is not None:
@@ -727,7 +842,7 @@ class Runtime:
         else:
             prefill = self.prefill_hit_s
         decode_time = self.per_token_s * max_tokens
-        factor = self.cpu_factor if self.fault("gpu-unavailable") else 1.0
+        factor = self.cpu_factor if self.gpu_state() else 1.0
         extra = 0.0
         lat = self.fault("latency")
         if lat is not None:
@@ -850,7 +965,7 @@ class Runtime:
             family("veritas_kv_cache_corruptions_detected_total", "counter",
                    "KV-cache entries whose checksum did not match on read.")
             out.append(f"veritas_kv_cache_corruptions_detected_total{{{lab}}} {m.corruptions}")
-        gpu = self.fault("gpu-unavailable")
+        gpu = self.gpu_state()
         family("veritas_gpu_available", "gauge", "1 when the engine can use its GPU.")
         out.append(f"veritas_gpu_available {0 if gpu is not None else 1}")
         family("veritas_cpu_fallback", "gauge", "1 when the engine serves on CPU after losing its GPU.")
@@ -956,6 +1071,27 @@ class Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(data)
 
+    def _gate(self) -> bool:
+        """Network first: False when the request must not reach the runtime (already handled).
+
+        An absolute-form target for a port this pod does not serve gets the 502 a proxy gives
+        for a refused connection. A peer the pod's NetworkPolicies do not admit is dropped:
+        the connection closes without an answer (no metrics, no log: it never got in).
+        """
+        rt = self.runtime
+        if "://" in self.path:
+            if rt.proxy.allowed(self.path):
+                return True
+            self._drain_body()
+            target = urlsplit(self.path)
+            self._send_envoy(502, f"connection refused: nothing listens on {target.netloc} in pod {rt.pod}\n")
+            return False
+        peer = classify_peer(self.path, {k.lower(): v for k, v in self.headers.items()})
+        if rt.lab.admits(peer):
+            return True
+        self.close_connection = True
+        return False
+
     def _envoy_admin(self) -> bool:
         """Answers a request addressed to the sidecar's admin port; False for any other request.
 
@@ -1016,7 +1152,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         rt = self.runtime
-        if self._envoy_admin():
+        if not self._gate() or self._envoy_admin():
             return
         path = urlparse(self.path).path
         delay, answered = self._envoy_fault_filter(path)
@@ -1059,7 +1195,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         rt = self.runtime
-        if self._envoy_admin():
+        if not self._gate() or self._envoy_admin():
             return
         path = urlparse(self.path).path
         delay, answered = self._envoy_fault_filter(path)
@@ -1122,7 +1258,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_DELETE(self) -> None:
         rt = self.runtime
-        if self._envoy_admin():
+        if not self._gate() or self._envoy_admin():
             return
         path = urlparse(self.path).path
         if path == "/admin/faults":
@@ -1160,6 +1296,8 @@ def serve(runtime: Runtime, addr: str) -> Server:
     handler = type("BoundHandler", (Handler,), {"runtime": runtime})
     server = Server(("127.0.0.1", int(port or 0)), handler)
     server.runtime = runtime
+    # The cli reaches the process through http_proxy too, at its real port.
+    runtime.proxy.ports.add(server.server_address[1])
     return server
 
 

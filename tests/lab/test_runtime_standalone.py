@@ -520,12 +520,14 @@ def test_envoy_admin_answers_only_requests_addressed_to_its_port(runtime, tmp_pa
     assert status == 404
     assert "no route" in body["error"]
     assert runtime.request("GET", "/runtime")[0] == 404
-    # Neither has another port reached through the same proxy.
+    # Neither has another port reached through the same proxy: nothing listens there in the
+    # pod, so the proxy answers 502 and the runtime never sees it.
     r = in_envoy(runtime, ["curl", "-sS", "--fail", "-X", "POST",
                            "http://127.0.0.1:15001/runtime_modify?fault.http.abort.abort_percent=100"], tmp_path)
     assert r.returncode == 22
+    assert "502" in r.stderr
     assert {completion(runtime, f"a{i}")[0] for i in range(5)} == {200}
-    assert other_answers(runtime) == other_before + 3
+    assert other_answers(runtime) == other_before + 2
 
     def curl(*args: str) -> tuple[str, str]:
         r = in_envoy(runtime, ["curl", "-sS", "-o", "/dev/stderr", "-w", "%{http_code}", *args], tmp_path)
@@ -541,7 +543,7 @@ def test_envoy_admin_answers_only_requests_addressed_to_its_port(runtime, tmp_pa
     assert curl("-d", "custom.key=on", "http://localhost:15000/runtime_modify") == ("200", "OK\n")
     assert json.loads(curl(f"{ADMIN}/runtime")[1])["entries"]["custom.key"]["final_value"] == "on"
     # Admin traffic is the sidecar's, not the runtime's: not in its HTTP metrics.
-    assert other_answers(runtime) == other_before + 3
+    assert other_answers(runtime) == other_before + 2
     assert {completion(runtime, f"b{i}")[0] for i in range(5)} == {200}
 
 
@@ -553,3 +555,81 @@ def test_envoy_fault_keys_under_a_custom_prefix(runtime_cli, tmp_path):
         custom = runtime_cli.envoy_runtime_values("error_rate", {"percent": 100}, prefix="fault.veritas")
         assert in_envoy(rt, runtime_cli.envoy_modify_command(ADMIN, custom), tmp_path).returncode == 0
         assert [completion(rt, f"c{i}")[0] for i in range(3)] == [500, 500, 500]
+
+
+# ---- what the lab's node tells the process (NetworkPolicy verdict, GPUs) --------------------------
+
+def test_classify_peer():
+    import veritas_runtime as vr
+
+    assert vr.classify_peer("/metrics", {"x-prometheus-scrape-timeout-seconds": "0.9"}) == "prometheus"
+    assert vr.classify_peer("/metrics", {"user-agent": "Prometheus/3.0.0"}) == "prometheus"
+    assert vr.classify_peer("/v1/completions", {"user-agent": "curl/8"}) == "dataplane"
+    assert vr.classify_peer("/health", {"user-agent": "kube-probe/1.36"}) is None
+    # Absolute-form: made inside the pod (kubectl exec through http_proxy), never filtered.
+    assert vr.classify_peer("http://127.0.0.1:8080/metrics", {"user-agent": "Prometheus/3.0.0"}) is None
+
+
+def write_state(path: Path, prometheus=True, dataplane=True, gpu_lost=False) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"network": {"prometheus": prometheus, "dataplane": dataplane},
+                               "devices": {"gpu_lost": gpu_lost}}))
+    tmp.replace(path)
+    time.sleep(0.06)  # the process re-reads it at most every 50 ms
+
+
+def test_the_network_verdict_drops_only_the_blocked_peer(tmp_path):
+    state = tmp_path / "lab-state.json"
+    write_state(state, prometheus=False)
+    with RuntimeProcess({**FAST, "VERITAS_LAB_STATE_FILE": str(state), "POD_PORT": "8080"}) as rt:
+        scrape_headers = {"X-Prometheus-Scrape-Timeout-Seconds": "0.9", "User-Agent": "Prometheus/3.0.0"}
+        # Blocked from the very start: the verdict is read before the first connection.
+        with pytest.raises((ConnectionError, OSError)):
+            rt.request("GET", "/metrics", headers=scrape_headers)
+        assert rt.request("GET", "/metrics")[0] == 200                       # the data plane
+        assert rt.request("GET", "/health", headers={"User-Agent": "kube-probe/1.36"})[0] == 200
+        write_state(state, prometheus=True, dataplane=False)
+        assert rt.request("GET", "/metrics", headers=scrape_headers)[0] == 200
+        with pytest.raises((ConnectionError, OSError)):
+            rt.request("POST", "/v1/completions", {"prompt": "x", "max_tokens": 1})
+        assert rt.request("GET", "/health", headers={"User-Agent": "kube-probe/1.36"})[0] == 200
+        # In-pod traffic (curl through http_proxy): absolute-form, never filtered.
+        env = {"PATH": os.environ.get("PATH", ""), "http_proxy": f"http://{rt.addr}", "no_proxy": ""}
+        r = subprocess.run(["curl", "-fsS", "-X", "POST", "-d", '{"prompt":"x","max_tokens":1}',
+                            "http://127.0.0.1:8080/v1/completions"], env=env, capture_output=True, text=True,
+                           timeout=30, check=False)
+        assert r.returncode == 0, r.stderr
+        r = subprocess.run(["curl", "-fsS", "http://127.0.0.1:8081/health"], env=env, capture_output=True,
+                           text=True, timeout=30, check=False)
+        assert r.returncode == 22 and "502" in r.stderr
+        # The cli reaches the process's own port through the proxy too.
+        r = subprocess.run([str(LAB / "runtime" / "bin" / "cli"), "health"], env={**env, "VERITAS_RUNTIME_ADDR": rt.addr},
+                           capture_output=True, text=True, timeout=30, check=False)
+        assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize("fallback", [False, True])
+def test_gpus_lost_on_the_node_and_the_fault_switch_are_kept_apart(tmp_path, fallback):
+    state = tmp_path / "lab-state.json"
+    write_state(state)
+    env = {**FAST, "VERITAS_LAB_STATE_FILE": str(state), "VERITAS_CPU_FALLBACK": str(fallback).lower()}
+    with RuntimeProcess(env) as rt:
+        assert rt.request("GET", "/health")[0] == 200
+        write_state(state, gpu_lost=True)
+        code, _, body = rt.request("GET", "/health")
+        if fallback:
+            assert (code, body["mode"]) == (200, "cpu_fallback")
+            assert rt.complete("x", 1)[2]["veritas"]["mode"] == "cpu_fallback"
+        else:
+            assert code == 503
+            assert body["reason"] == "gpu_unavailable: CUDA error: no CUDA-capable device is detected"
+        assert "veritas_gpu_available 0" in metrics(rt)
+        # The node state is not a fault switch: nobody's `fault clear` removes it...
+        assert rt.cli("fault", "list", "--json").stdout.strip() == "[]"
+        # ...and the node coming back does not clear a switch someone set.
+        assert rt.cli("fault", "set", "gpu-unavailable").returncode == 0
+        write_state(state, gpu_lost=False)
+        assert rt.request("GET", "/health")[0] == 503
+        assert rt.cli("fault", "clear", "gpu-unavailable").returncode == 0
+        assert rt.request("GET", "/health")[0] == 200
+        assert "gpu_unavailable" in rt.output() and "gpu_available source=node" in rt.output()
