@@ -15,6 +15,12 @@ promtool check config "$OUT/prometheus.yml" >"$LOG_DIR/promtool.log" 2>&1 \
 amtool check-config "$OUT/alertmanager.yml" >/dev/null
 PROM="$(get prometheus.listen)"; AM="$(get alertmanager.listen)"; WH="$(get webhook.listen)"
 
+# A Prometheus that starts afresh starts with an empty TSDB: the last lab's runtime pods were
+# stopped with Prometheus, so no staleness marker ended their series, and for 5 minutes they would
+# look as live as the new pods' (a count of the pods' series would be off).
+if ! curl -fsS "http://$PROM/-/ready" >/dev/null 2>&1; then
+  rm -rf "$LAB_DIR/data/prometheus" && mkdir -p "$LAB_DIR/data/prometheus"
+fi
 start_bg alert-webhook "webhook.py" "$LOG_DIR/alert-webhook.log" \
   env PYTHONUNBUFFERED=1 "$LAB_PY" "$OBS/webhook.py" --listen "$WH" --store "$LAB_DIR/alerts/alerts.jsonl"
 start_bg alertmanager "prometheus-alertmanager" "$LOG_DIR/alertmanager.log" \

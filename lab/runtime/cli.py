@@ -12,6 +12,10 @@ lab's kwok Exec mapping sets for each pod. Standard library only.
   cli cache-warmup --model NAME [--seconds S] [--prompts N] [--no-wait]
   cli cache-invalidate
   cli cache-verify                          scan every entry's checksum, evict corrupt ones
+  cli cache-corrupt --percent P [--write-percent P] [--mode payload|silent]
+                                            debug: corrupt P% of the entries (and of new ones)
+  cli cache-corrupt --clear                 debug: stop corrupting new entries (cache-invalidate
+                                            drops the corrupt ones)
   cli session-list [--json]
   cli session-store-health [--json]         exit 1 when the store is unreachable
   cli fault list [--json]
@@ -152,6 +156,25 @@ def cmd_cache_verify(addr: str, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cache_corrupt(addr: str, args: argparse.Namespace) -> int:
+    """The runtime's debug command for a game day's KV-cache corruption (no standard exists)."""
+    if args.clear:
+        code, body = call(addr, "DELETE", "/admin/faults/kv-corruption")
+        fail_on(code, body)
+        print("kv-cache corruption cleared")
+        return 0
+    if args.percent is None:
+        raise CliError("cache-corrupt takes --percent P (or --clear)")
+    params = {k: v for k, v in {"percent": args.percent, "write_percent": args.write_percent,
+                                "mode": args.mode}.items() if v is not None}
+    code, body = call(addr, "POST", "/admin/faults/kv-corruption", params)
+    fail_on(code, body)
+    _, cache = call(addr, "GET", "/admin/cache")
+    print(f"kv-cache corruption set: {body.get('corrupted_entries', 0)} of {cache.get('entries', 0)} "
+          f"entries corrupted ({args.mode or 'payload'})")
+    return 0
+
+
 def cmd_session_list(addr: str, args: argparse.Namespace) -> int:
     code, body = call(addr, "GET", "/admin/sessions")
     fail_on(code, body)
@@ -234,6 +257,11 @@ def parser() -> argparse.ArgumentParser:
     w.add_argument("--timeout", type=float, default=900.0)
     add("cache-invalidate", cmd_cache_invalidate, "drop every KV-cache entry")
     add("cache-verify", cmd_cache_verify, "check every entry's checksum")
+    k = add("cache-corrupt", cmd_cache_corrupt, "debug: corrupt KV-cache entries, or --clear")
+    k.add_argument("--percent", type=float)
+    k.add_argument("--write-percent", type=float)
+    k.add_argument("--mode", choices=["payload", "silent"])
+    k.add_argument("--clear", action="store_true")
     add("session-list", cmd_session_list, "list sessions")
     add("session-store-health", cmd_session_store_health, "session store connectivity")
     f = add("fault", cmd_fault, "fault switches")

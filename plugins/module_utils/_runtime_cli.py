@@ -41,7 +41,13 @@ METRICS_MODES: tuple[str, ...] = ("503", "empty")
 # payload: the entry's data is damaged after its checksum was taken (a read can catch it);
 # silent: damaged before it (data and checksum agree: only the answers show it).
 CORRUPTION_MODES: tuple[str, ...] = ("payload", "silent")
-METHODS: tuple[str, ...] = ("runtime_cli", "network_policy", "envoy_runtime")
+METHODS: tuple[str, ...] = (
+    "runtime_cli",
+    "network_policy",
+    "envoy_runtime",
+    "memory_limit",
+    "admin_command",
+)
 
 # Which module options each fault accepts (besides state, method and targeting).
 FAULT_OPTIONS: dict[str, tuple[str, ...]] = {
@@ -66,6 +72,23 @@ METHOD_FAULTS: dict[str, tuple[str, ...]] = {
     "runtime_cli": FAULTS,
     "network_policy": ("metrics_outage",),
     "envoy_runtime": ("error_rate", "latency"),
+    "memory_limit": ("resource_exhaustion",),
+    # No standard interface corrupts a KV cache: the runtime's own admin command does.
+    "admin_command": ("kv_cache_corruption",),
+}
+# The method a fault gets when the caller names none: its standard interface, never the
+# runtime's own `cli fault` switches (runtime_cli is used only when named).
+DEFAULT_METHODS: dict[str, str] = {
+    "error_rate": "envoy_runtime",
+    "latency": "envoy_runtime",
+    "metrics_outage": "network_policy",
+    "resource_exhaustion": "memory_limit",
+    "kv_cache_corruption": "admin_command",
+}
+# Resources each method can exhaust (fault resource_exhaustion).
+METHOD_RESOURCES: dict[str, tuple[str, ...]] = {
+    "runtime_cli": RESOURCES,
+    "memory_limit": ("memory",),
 }
 
 # Actions of a per-pod plan.
@@ -155,8 +178,14 @@ def validate_fault_options(
             ),
             "method",
         )
-    allowed = FAULT_OPTIONS[fault]
+    allowed = FAULT_OPTIONS[fault] if method != "admin_command" else ()
     for option in FAULT_OPTION_NAMES:
+        if method == "admin_command" and params.get(option) is not None:
+            raise _invalid(
+                f"{option} does not apply to method admin_command: the command carries its own "
+                "parameters (admin_command.set).",
+                option,
+            )
         if params.get(option) is not None and option not in allowed:
             raise _invalid(
                 "{} does not apply to fault {}; its options are {}.".format(
@@ -181,11 +210,21 @@ def validate_fault_options(
         value = params.get(field)
         if value is not None and str(value) not in allowed:
             raise _invalid(
-                "{} must be one of {}, got {!r}.".format(field, ", ".join(allowed), value),
+                "{} must be one of {}, got {!r}.".format(
+                    field, ", ".join(allowed), value
+                ),
                 field,
             )
     if fault == "resource_exhaustion":
         runtime_fault_name(fault, params.get("resource"))
+        resources = METHOD_RESOURCES.get(method, RESOURCES)
+        if params.get("resource") not in resources:
+            raise _invalid(
+                "method {} supports resource {} only, not {} (fault resource_exhaustion).".format(
+                    method, ", ".join(resources), params.get("resource")
+                ),
+                "resource",
+            )
     if state != "present":
         return
     if fault == "error_rate" and params.get("percent") is None:

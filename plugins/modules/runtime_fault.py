@@ -17,14 +17,29 @@ description:
   - "O(method=network_policy) (O(fault=metrics_outage) only): a NetworkPolicy that stops the Prometheus namespace
     (or its pods) from reaching O(metrics_port) of the selected pods while all other traffic keeps flowing.
     The API confirms that the policy exists; whether the cluster's network plugin enforces it is not visible
-    through the API, so use O(confirm_with=prometheus) to confirm that scrapes really fail.
-    The local lab has no network plugin that enforces NetworkPolicy: there, use O(method=runtime_cli)
-    (the runtime's C(metrics-off) switch) to produce a real metrics outage."
+    through the API, so use O(confirm_with=prometheus) to confirm that scrapes really fail
+    (the local lab applies NetworkPolicies to its Prometheus' scrapes as a network plugin would)."
   - "O(method=envoy_runtime) (O(fault=error_rate) or O(fault=latency)): a runtime override of Envoy's HTTP fault
     filter through the admin API (C(POST /runtime_modify)), reached by exec in the Envoy container (which must have
     C(curl)), read back from C(GET /runtime). Needs the fault filter in the listener's filter chain with an abort
     and a delay block (for example at 0%); the runtime keys override their percentages and values.
     The lab's runtime pods carry an C(envoy) sidecar whose admin endpoint honours the same path, keys and semantics."
+  - "O(method=memory_limit) (O(fault=resource_exhaustion) with O(resource=memory) only): exhausts the memory the
+    standard way, through the Kubernetes API. It finds the Deployments that own the selected running pods
+    (pod, ReplicaSet, Deployment) and lowers the memory limit (C(resources.limits.memory)) of one container of each
+    Deployment's pod template to O(memory_limit), and its memory request to the same value where that is larger.
+    That rolls the whole Deployment: the pods it makes are OOMKilled by the kubelet and crash-loop (with a
+    C(RollingUpdate) strategy the old pods keep serving until the new ones are available; with C(Recreate) all
+    go at once). The values before are kept in the Deployment's C(chaos.veritas.io/memory-limit-before)
+    annotation (a metadata change, which rolls nothing), and O(state=absent) puts them back from it, removes it
+    and waits until the rollout is complete again. The confirmation waits until a pod with the new limit shows
+    the container C(OOMKilled) or in C(CrashLoopBackOff)."
+  - "O(method=admin_command) (O(fault=kv_cache_corruption) only; no standard interface corrupts a KV cache):
+    runs the runtime's own admin command O(admin_command.set) in each targeted pod and confirms the fault from its
+    output (O(admin_command.expected_output)); O(admin_command.clear) undoes it, and is what the ledger records
+    before the command runs. The command carries its own parameters (the share of entries, the mode), so
+    O(percent), O(write_percent) and O(corruption_mode) do not apply. A runtime command has no read side:
+    every call with this method runs the command and reports a change."
   - With O(confirm_with=prometheus) the module also waits until a Prometheus query meets a condition
     (for example the error ratio above 0.1) and returns how long that took.
   - With O(duration) the fault is held that many seconds and then removed again (what this call set is cleared,
@@ -64,10 +79,14 @@ options:
     description:
       - How the fault is injected; see the description.
       - V(runtime_cli) supports every fault, V(network_policy) only C(metrics_outage),
-        V(envoy_runtime) C(error_rate) and C(latency).
+        V(envoy_runtime) C(error_rate) and C(latency), V(memory_limit) only C(resource_exhaustion) with
+        O(resource=memory), V(admin_command) only C(kv_cache_corruption).
+      - "When not set, the fault's standard interface: V(envoy_runtime) for C(error_rate) and C(latency),
+        V(network_policy) for C(metrics_outage), V(memory_limit) for C(resource_exhaustion) and V(admin_command)
+        for C(kv_cache_corruption). V(runtime_cli) (the runtime's C(cli fault) switches, as the lab's runtime has
+        them) is used only when named."
     type: str
-    choices: [runtime_cli, network_policy, envoy_runtime]
-    default: runtime_cli
+    choices: [runtime_cli, network_policy, envoy_runtime, memory_limit, admin_command]
   percent:
     description:
       - For C(error_rate) (required), the percentage of requests that fail, above 0 to 100
@@ -108,12 +127,23 @@ options:
       - For C(resource_exhaustion) (required, also with O(state=absent)), which resource is exhausted.
     type: str
     choices: [memory, disk]
+  memory_limit:
+    description:
+      - With O(method=memory_limit), the memory limit the container gets, a Kubernetes quantity such as V(16Mi),
+        V(64M), V(1.5Gi) or V(134217728) (bytes). Required with O(state=present); ignored with O(state=absent),
+        which puts back the values from before.
+      - The container's memory request is lowered to it too where it is larger (the API refuses a request above
+        the limit); a smaller request stays.
+      - Choose it below what the container uses at start, so that the kubelet OOMKills it. Every pod of the
+        Deployment is replaced.
+    type: str
   pod_count:
     description:
       - Target only this many of the matching pods (at least 1). Mutually exclusive with O(pod_percent).
       - Pods that already carry the fault are chosen first, so the same call again targets the same pods.
       - All matching pods when neither O(pod_count) nor O(pod_percent) is set. Ignored with O(state=absent),
         which removes the fault from every matching pod that carries it.
+      - Refused with O(method=memory_limit), which changes whole Deployments (and with V(network_policy)).
     type: int
   pod_percent:
     description:
@@ -122,10 +152,13 @@ options:
   max_count:
     description:
       - Blast-radius cap, the most pods one call may inject into; the call is refused, changing nothing, above it.
+      - With O(method=memory_limit) every pod of the Deployments counts (the sum of their C(spec.replicas)).
     type: int
   max_percent:
     description:
       - Blast-radius cap, the largest share of the matching pods one call may inject into, 1 to 100.
+      - With O(method=memory_limit) the pods of the Deployments (the sum of their C(spec.replicas)) as a share of
+        the matching pods; it exceeds 100% when the Deployments have more pods than O(label_selector) matches.
     type: int
   seed:
     description:
@@ -135,7 +168,32 @@ options:
     description:
       - Container to exec in, the runtime's with V(runtime_cli) and the Envoy sidecar's with V(envoy_runtime).
         The pod's default container when not set.
+      - With V(memory_limit), the container of the pod template whose memory limit is lowered; when not set, the
+        one named C(runtime), else the first of C(spec.containers). O(state=absent) restores the container the
+        annotation names.
     type: str
+  admin_command:
+    description:
+      - With V(admin_command), the runtime's own commands for the fault, run by exec in O(container).
+    type: dict
+    suboptions:
+      set:
+        description:
+          - The command that injects the fault, as an argument list (no shell), with its parameters.
+        type: list
+        elements: str
+        required: true
+      clear:
+        description:
+          - The command that removes it again (O(state=absent), O(duration), and the ledger's restore).
+        type: list
+        elements: str
+        required: true
+      expected_output:
+        description:
+          - A regular expression the output of O(admin_command.set) must match in every pod for the fault to
+            count as confirmed (exit code 0 alone when not set). O(admin_command.clear) needs exit code 0 only.
+        type: str
   cli_path:
     description:
       - The runtime CLI in the container, as the runbook runs it; split like a shell would
@@ -150,6 +208,9 @@ options:
   confirm_timeout:
     description:
       - Seconds to wait until every targeted pod reads back the requested state (or the NetworkPolicy does).
+      - With V(memory_limit), until a pod with the new limit of every changed Deployment shows the container
+        OOMKilled or in CrashLoopBackOff (O(state=present)), or until the rollout is complete again
+        (O(state=absent)). Allow for the rollout and the kubelet's first restarts.
     type: int
     default: 30
   confirm_with:
@@ -249,10 +310,11 @@ attributes:
     support: full
     details:
       - With V(runtime_cli) and V(envoy_runtime) only the read commands run in the pods; nothing is set.
-      - With V(network_policy) the write is a server-side dry run (C(dryRun=All)).
+      - With V(network_policy) and V(memory_limit) the write is a server-side dry run (C(dryRun=All)).
   diff_mode:
     support: full
-    details: The fault per targeted pod (or the NetworkPolicy) before and after.
+    details: The fault per targeted pod (or the NetworkPolicy, or the memory limit and request per Deployment)
+      before and after.
   idempotent:
     support: full
     details: The current state is read first; a fault already set with the same parameters is not set again.
@@ -262,6 +324,9 @@ notes:
     with C(--json) output.
   - A C(kv_cache_corruption) injection corrupts the cache at the moment it is set; setting it again with other
     parameters corrupts again.
+  - With O(method=memory_limit), the annotation keeps the values from before the first change; a later call
+    with another O(memory_limit) changes the limit but not the annotation, so O(state=absent) still puts back
+    the original values. With a ledger, the patch of the Deployment is recorded before it is made.
 seealso:
   - module: veritas.chaos.cache_warmup
   - module: veritas.chaos.pod_chaos
@@ -340,6 +405,40 @@ EXAMPLES = r"""
     envoy_admin_url: http://127.0.0.1:15000
     duration: 300
 
+- name: Exhaust the memory of the canary the Kubernetes way (its Deployment's pods are OOMKilled), for ten minutes
+  veritas.chaos.runtime_fault:
+    namespace: veritas
+    label_selector: app=veritas,variant=canary
+    fault: resource_exhaustion
+    resource: memory
+    method: memory_limit
+    memory_limit: 16Mi
+    container: runtime
+    max_count: 2
+    confirm_timeout: 120
+    duration: 600
+
+- name: Put the canary's memory limit back and wait for the rollout
+  veritas.chaos.runtime_fault:
+    namespace: veritas
+    label_selector: app=veritas,variant=canary
+    fault: resource_exhaustion
+    resource: memory
+    method: memory_limit
+    state: absent
+    confirm_timeout: 300
+
+- name: Corrupt half of the live colour's KV cache with the runtime's admin command
+  veritas.chaos.runtime_fault:
+    namespace: veritas
+    label_selector: app=veritas-runtime,deployment=blue
+    fault: kv_cache_corruption
+    method: admin_command
+    admin_command:
+      set: [./cli, cache-corrupt, --percent, "50"]
+      clear: [./cli, cache-corrupt, --clear]
+      expected_output: corrupted
+
 - name: Exhaust the disk of one green pod
   veritas.chaos.runtime_fault:
     namespace: veritas
@@ -360,7 +459,8 @@ fault:
       type: str
       sample: error_rate
     target:
-      description: What the method sets, the runtime's fault name, the Envoy runtime keys or the NetworkPolicy name.
+      description: What the method sets, the runtime's fault name, the Envoy runtime keys, the NetworkPolicy name
+        or V(resources.limits.memory) (O(method=memory_limit)).
       type: str
       sample: error-rate
     method:
@@ -372,7 +472,9 @@ fault:
       type: str
       sample: present
     params:
-      description: The parameters as the target stores them (empty for O(state=absent)).
+      description:
+        - The parameters as the target stores them (empty for O(state=absent)).
+        - 'With O(method=memory_limit), the O(memory_limit), for example C({"memory_limit": "16Mi"}).'
       type: dict
       sample: {"percent": 20.0, "status": 500}
 matched:
@@ -381,7 +483,7 @@ matched:
   type: int
   sample: 4
 pods:
-  description: One entry per targeted pod (empty with V(network_policy)).
+  description: One entry per targeted pod (empty with V(network_policy) and V(memory_limit)).
   returned: always
   type: list
   elements: dict
@@ -411,8 +513,14 @@ pods:
       type: int
       returned: when the runtime reports it
       sample: 32
+    output:
+      description: With V(admin_command), the output of the command run in the pod.
+      type: str
+      returned: with V(admin_command), when a command ran
+      sample: "kv-cache corruption set: 16 of 32 entries corrupted (payload)"
 commands:
-  description: The changing commands run in the pods (in check mode, those that would run).
+  description: The changing commands run in the pods (in check mode, those that would run); empty with
+    V(network_policy) and V(memory_limit).
   returned: always
   type: list
   elements: dict
@@ -431,6 +539,61 @@ network_policy:
   returned: when O(method=network_policy)
   type: dict
   sample: {"kind": "NetworkPolicy", "metadata": {"name": "veritas-chaos-metrics-outage"}}
+deployments:
+  description: With O(method=memory_limit), one entry per Deployment that owns a selected pod (with
+    O(state=absent) also those whose pod template the selector matches and that carry the annotation).
+  returned: when O(method=memory_limit)
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: The Deployment.
+      type: str
+      sample: veritas-canary
+    container:
+      description: The container of the pod template whose memory is changed.
+      type: str
+      sample: runtime
+    action:
+      description: What the Deployment needed, V(set) (first lowered), V(update) (lowered before, now to another
+        limit), V(clear) (put back) or V(none).
+      type: str
+      sample: set
+    before:
+      description: The container's memory limit and request before the call (null when not set).
+      type: dict
+      sample: {"limits_memory": null, "requests_memory": "256Mi"}
+      contains:
+        limits_memory:
+          description: C(resources.limits.memory).
+          type: str
+        requests_memory:
+          description: C(resources.requests.memory).
+          type: str
+    after:
+      description: The same after the call (in check mode, the server's dry-run answer).
+      type: dict
+      sample: {"limits_memory": "16Mi", "requests_memory": "16Mi"}
+    replicas:
+      description: The Deployment's C(spec.replicas), the pods the change replaces.
+      type: int
+      sample: 1
+    selected_pods:
+      description: The pods of O(label_selector) that this Deployment owns.
+      type: list
+      elements: str
+      sample: ["veritas-canary-6f7c-x2k9d"]
+    confirmed:
+      description: Whether the fault took (O(state=present)) or the rollout completed (O(state=absent)); null in
+        check mode.
+      type: bool
+      sample: true
+    oom_pods:
+      description: With O(state=present), the pods with the new limit whose container was OOMKilled (now or last
+        time) or waits in CrashLoopBackOff, as found by the confirmation.
+      type: list
+      elements: dict
+      sample: [{"pod": "veritas-canary-7d9b-q8w2e", "reason": "OOMKilled", "restarts": 2}]
 confirmation:
   description: What confirmed the requested state, and how long that took.
   returned: always
@@ -447,7 +610,8 @@ confirmation:
       type: float
       sample: 1795958661.402
     readback_seconds:
-      description: Seconds from the last change until every target read back the requested state.
+      description: Seconds from the last change until every target read back the requested state
+        (with V(memory_limit), until the pods were OOMKilled or the rollout was complete).
       type: float
       sample: 0.21
     seconds:
@@ -512,6 +676,7 @@ from ansible_collections.veritas.chaos.plugins.module_utils._args import (
 from ansible_collections.veritas.chaos.plugins.module_utils._blast import (
     blast_radius_refusal,
     choose,
+    is_candidate,
     pods_to_kill,
     validate_caps,
 )
@@ -529,6 +694,26 @@ from ansible_collections.veritas.chaos.plugins.module_utils._ledger import (
     record_exec,
     recording_client,
 )
+from ansible_collections.veritas.chaos.plugins.module_utils._memory_limit import (
+    ANNOTATION as MEMORY_ANNOTATION,
+)
+from ansible_collections.veritas.chaos.plugins.module_utils._memory_limit import (
+    DEPLOYMENT_API,
+    check_memory_limit,
+    containers_with,
+    controller_owner,
+    is_below,
+    memory_of,
+    oom_evidence,
+    plan_absent,
+    plan_present,
+    pod_limit_is,
+    present_patch,
+    replicas_of,
+    restore_patch,
+    rollout_state,
+    selector_string,
+)
 from ansible_collections.veritas.chaos.plugins.module_utils._prom_confirm import (
     instant_query,
     validate_confirm_options,
@@ -537,6 +722,7 @@ from ansible_collections.veritas.chaos.plugins.module_utils._prom_confirm import
 from ansible_collections.veritas.chaos.plugins.module_utils._runner import run_module
 from ansible_collections.veritas.chaos.plugins.module_utils._runtime_cli import (
     CLEAR,
+    DEFAULT_METHODS,
     NONE,
     SET,
     UPDATE,
@@ -560,6 +746,7 @@ from ansible_collections.veritas.chaos.plugins.module_utils._runtime_cli import 
     plan_action,
     policy_matches,
     runtime_fault_name,
+    selector_matches,
     validate_fault_options,
 )
 from ansible_collections.veritas.chaos.plugins.module_utils._runtime_exec import (
@@ -577,6 +764,8 @@ from ansible_collections.veritas.chaos.plugins.module_utils._validate import (
 NETWORK_POLICY_API = "networking.k8s.io/v1"
 ENVOY_RUNTIME_PREFIX = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
 READBACK_SLEEP = 0.5
+ROLLOUT_SLEEP = 1.0
+MEMORY_LIMIT_TARGET = "resources.limits.memory"
 ENFORCEMENT_WARNING = (
     "The NetworkPolicy is in place, but whether the cluster's network plugin enforces it is not visible "
     "through the API; use confirm_with=prometheus to confirm that the scrapes really fail."
@@ -609,6 +798,8 @@ def validate_params(params: dict[str, Any]) -> None:
             field="envoy_runtime_prefix",
         )
     validate_fault_options(params["fault"], params["method"], params["state"], params)
+    validate_memory_limit_options(params)
+    validate_admin_command_options(params)
     validate_caps(params["max_count"], params["max_percent"])
     # pods_to_kill names count and percent; here they are pod_count and pod_percent (percent
     # is the fault's own option).
@@ -662,6 +853,72 @@ def validate_params(params: dict[str, Any]) -> None:
                     )
         parse_label_selector(params["label_selector"])
     cli_prefix(params["cli_path"])
+
+
+def validate_admin_command_options(params: dict[str, Any]) -> None:
+    """admin_command belongs to method admin_command, which needs it with a set and a clear command."""
+    spec = params.get("admin_command")
+    if params["method"] != "admin_command":
+        if spec is not None:
+            raise ChaosError(
+                f"admin_command applies to method admin_command only, not to method {params['method']}.",
+                reason="invalid_input",
+                field="admin_command",
+            )
+        return
+    if spec is None:
+        raise ChaosError(
+            "admin_command (set, clear and optionally expected_output) is required with method admin_command.",
+            reason="invalid_input",
+            field="admin_command",
+        )
+    for key in ("set", "clear"):
+        if not spec.get(key) or not str(spec[key][0]).strip():
+            raise ChaosError(
+                f"admin_command.{key} must be a command starting with the program to run, got {spec.get(key)!r}.",
+                reason="invalid_input",
+                field=f"admin_command.{key}",
+            )
+    if spec.get("expected_output") is not None:
+        try:
+            re.compile(spec["expected_output"])
+        except re.error as exc:
+            raise ChaosError(
+                f"admin_command.expected_output must be a regular expression: {exc}.",
+                reason="invalid_input",
+                field="admin_command.expected_output",
+            ) from exc
+
+
+def validate_memory_limit_options(params: dict[str, Any]) -> None:
+    """memory_limit belongs to method memory_limit, which needs it (state present) and no pod_count."""
+    if params["method"] != "memory_limit":
+        if params.get("memory_limit") is not None:
+            raise ChaosError(
+                "memory_limit applies to method memory_limit only (fault resource_exhaustion, "
+                "resource memory), not to method {}.".format(params["method"]),
+                reason="invalid_input",
+                field="memory_limit",
+            )
+        return
+    for field in ("pod_count", "pod_percent"):
+        if params[field] is not None:
+            raise ChaosError(
+                f"{field} cannot be used with method memory_limit, which changes whole Deployments: "
+                "every pod of each Deployment that owns a selected pod is replaced. "
+                "Use max_count or max_percent to cap how many pods that may be.",
+                reason="invalid_input",
+                field=field,
+            )
+    if params.get("memory_limit") is not None:
+        check_memory_limit(params["memory_limit"])
+    elif params["state"] == "present":
+        raise ChaosError(
+            "memory_limit is required with method memory_limit and state present "
+            "(a Kubernetes quantity such as 16Mi).",
+            reason="invalid_input",
+            field="memory_limit",
+        )
 
 
 class RuntimeCliBackend:
@@ -750,6 +1007,52 @@ class EnvoyRuntimeBackend:
         return {}
 
 
+class AdminCommandBackend:
+    """A fault with no standard interface: the runtime's own admin command (set, clear).
+
+    A command has no read side, so what the module knows of a pod is what its last command
+    said: before any, the fault is taken as absent for state present (set it) and as present
+    for state absent (clear it); after one, as its output matching expected_output says.
+    """
+
+    def __init__(self, client: KubeClient, params: dict[str, Any]) -> None:
+        self.client = client
+        self.params = params
+        self.spec = params["admin_command"]
+        self.desired: dict[str, Any] = {}
+        self.outputs: dict[str, str] = {}
+        self.known: dict[str, dict[str, Any] | None] = {}
+
+    @property
+    def target(self) -> str:
+        return " ".join(self.spec["set"])
+
+    def read(self, pod: str) -> dict[str, Any] | None:
+        if pod in self.known:
+            return self.known[pod]
+        return {} if self.params["state"] == "absent" else None
+
+    def commands(
+        self, action: str, previous: dict[str, Any] | None = None
+    ) -> list[list[str]]:
+        if action in (SET, UPDATE):
+            return [list(self.spec["set"])]
+        if action == CLEAR or (action == "restore" and previous is None):
+            return [list(self.spec["clear"])]
+        return []
+
+    def ran(self, pod: str, command: list[str], output: str) -> None:
+        self.outputs[pod] = output
+        setting = command == list(self.spec["set"])
+        pattern = self.spec.get("expected_output")
+        matched = not pattern or re.search(pattern, output or "") is not None
+        # A set whose output does not say so did not take; a clear whatever it said.
+        self.known[pod] = ({} if matched else None) if setting else None
+
+    def details(self, pod: str) -> dict[str, Any]:
+        return {"output": self.outputs[pod]} if pod in self.outputs else {}
+
+
 def choose_targets(
     pods: list[str],
     current: dict[str, dict[str, Any] | None],
@@ -817,6 +1120,27 @@ def predicted_after(
     return before
 
 
+def confirmed_by_prometheus(params: dict[str, Any], changed: bool) -> dict[str, Any]:
+    """The Prometheus confirmation's outcome; raises not_confirmed when the condition never held."""
+    outcome = prometheus_confirmation(params)
+    if not outcome["confirmed"]:
+        raise ChaosError(
+            "Prometheus did not confirm the fault within {} seconds: {} is not {} {} "
+            "(last samples {}{}). What was set stays set; run state=absent to remove it.".format(
+                params["prometheus"]["timeout"],
+                outcome["query"],
+                outcome["condition"],
+                outcome["threshold"],
+                outcome["samples"],
+                f", last error: {outcome['last_error']}" if outcome["last_error"] else "",
+            ),
+            reason="not_confirmed",
+            changed=changed,
+            confirmation=outcome,
+        )
+    return outcome
+
+
 def prometheus_confirmation(params: dict[str, Any]) -> dict[str, Any]:
     options = params["prometheus"]
 
@@ -869,7 +1193,9 @@ def _apply(
             if check_mode:
                 continue
             try:
-                run_in_pod(backend.client, params, pod, command)
+                output = run_in_pod(backend.client, params, pod, command)
+                if hasattr(backend, "ran"):
+                    backend.ran(pod, command, output)
             except ChaosError as exc:
                 raise ChaosError(
                     "{} Pods already changed: {}.".format(
@@ -887,11 +1213,8 @@ def _apply(
 def pod_faults(
     client: KubeClient, params: dict[str, Any], check_mode: bool, want_diff: bool
 ) -> dict[str, Any]:
-    backend: Any = (
-        EnvoyRuntimeBackend(client, params)
-        if params["method"] == "envoy_runtime"
-        else RuntimeCliBackend(client, params)
-    )
+    backends = {"envoy_runtime": EnvoyRuntimeBackend, "admin_command": AdminCommandBackend}
+    backend: Any = backends.get(params["method"], RuntimeCliBackend)(client, params)
     state = params["state"]
     pod_objects = running_pods(client, params["namespace"], params["label_selector"])
     pods_by_name = {pod["metadata"]["name"]: pod for pod in pod_objects}
@@ -962,25 +1285,7 @@ def pod_faults(
                 unconfirmed=unconfirmed,
             )
         if params["confirm_with"] == "prometheus":
-            outcome = prometheus_confirmation(params)
-            result["confirmation"]["prometheus"] = outcome
-            if not outcome["confirmed"]:
-                raise ChaosError(
-                    "Prometheus did not confirm the fault within {} seconds: {} is not {} {} "
-                    "(last samples {}{}). What was set stays set; run state=absent to remove it.".format(
-                        params["prometheus"]["timeout"],
-                        outcome["query"],
-                        outcome["condition"],
-                        outcome["threshold"],
-                        outcome["samples"],
-                        f", last error: {outcome['last_error']}"
-                        if outcome["last_error"]
-                        else "",
-                    ),
-                    reason="not_confirmed",
-                    changed=changed,
-                    confirmation=outcome,
-                )
+            result["confirmation"]["prometheus"] = confirmed_by_prometheus(params, changed)
         result["confirmation"]["seconds"] = round(time.monotonic() - start, 3)
 
     for pod, action, before in plan:
@@ -1193,6 +1498,412 @@ def network_policy_fault(
     return result
 
 
+def _deployment_path(namespace: str, name: str | None = None) -> str:
+    return resource_path(DEPLOYMENT_API, "deployments", namespace, name)
+
+
+def owning_deployments(
+    client: KubeClient, namespace: str, pods: list[dict[str, Any]]
+) -> tuple[dict[str, list[str]], list[str]]:
+    """{Deployment: its selected pods} through pod -> ReplicaSet -> Deployment, and the pods
+    no Deployment owns."""
+    replicasets: dict[str, str | None] = {}
+    owned: dict[str, list[str]] = {}
+    orphans: list[str] = []
+    for pod in pods:
+        name = pod["metadata"]["name"]
+        replicaset = controller_owner(pod, "ReplicaSet")
+        deployment = None
+        if replicaset is not None:
+            if replicaset not in replicasets:
+                obj = client.get(
+                    resource_path(DEPLOYMENT_API, "replicasets", namespace, replicaset),
+                    missing_ok=True,
+                )
+                replicasets[replicaset] = (
+                    controller_owner(obj, "Deployment") if obj else None
+                )
+            deployment = replicasets[replicaset]
+        if deployment is None:
+            orphans.append(name)
+        else:
+            owned.setdefault(deployment, []).append(name)
+    return owned, orphans
+
+
+def wait_for_oom(
+    client: KubeClient,
+    namespace: str,
+    plans: dict[str, dict[str, Any]],
+    deployments: dict[str, dict[str, Any]],
+    limit: str,
+    timeout: int,
+) -> tuple[dict[str, list[dict[str, Any]]], dict[str, int], list[str], float]:
+    """Until each Deployment has a pod with the new limit whose container was OOMKilled or
+    crash-loops: (evidence, pods with the new limit, unconfirmed Deployments, seconds)."""
+    start = time.monotonic()
+    evidence: dict[str, list[dict[str, Any]]] = {}
+    with_limit: dict[str, int] = {}
+    pending = sorted(plans)
+    pods_path = resource_path("v1", "pods", namespace)
+    while True:
+        for name in list(pending):
+            deployment = deployments[name]
+            container = plans[name]["container"]
+            selector = (deployment.get("spec") or {}).get("selector") or {}
+            pods = [
+                pod
+                for pod in client.list(
+                    pods_path, label_selector=selector_string(deployment)
+                )
+                if selector_matches(selector, (pod.get("metadata") or {}).get("labels"))
+                and pod_limit_is(pod, container, limit)
+            ]
+            with_limit[name] = len(pods)
+            found = [
+                item
+                for item in (oom_evidence(pod, container) for pod in pods)
+                if item is not None
+            ]
+            if found:
+                evidence[name] = sorted(found, key=lambda item: str(item["pod"]))
+                pending.remove(name)
+        elapsed = time.monotonic() - start
+        if not pending or elapsed >= timeout:
+            return evidence, with_limit, pending, round(elapsed, 3)
+        time.sleep(ROLLOUT_SLEEP)
+
+
+def wait_for_rollout(
+    client: KubeClient, namespace: str, names: dict[str, bool], timeout: int
+) -> tuple[dict[str, dict[str, Any]], list[str], float]:
+    """Until each Deployment's rollout is complete (True) or only observed (False):
+    (last states, unfinished Deployments, seconds)."""
+    start = time.monotonic()
+    states: dict[str, dict[str, Any]] = {}
+    pending = sorted(names)
+    while True:
+        for name in list(pending):
+            live = client.get(_deployment_path(namespace, name), missing_ok=True)
+            if live is None:
+                pending.remove(name)
+                continue
+            states[name] = rollout_state(live)
+            if states[name]["complete" if names[name] else "observed"]:
+                pending.remove(name)
+        elapsed = time.monotonic() - start
+        if not pending or elapsed >= timeout:
+            return states, pending, round(elapsed, 3)
+        time.sleep(ROLLOUT_SLEEP)
+
+
+def _rollout_failure(
+    what: str, pending: list[str], states: dict[str, dict[str, Any]], timeout: int
+) -> ChaosError:
+    return ChaosError(
+        "{}: the rollout of Deployments {} is not complete after {} seconds ({}).".format(
+            what,
+            ", ".join(pending),
+            timeout,
+            "; ".join(
+                "{}: {} of {} replicas updated, {} available".format(
+                    name,
+                    states.get(name, {}).get("updated"),
+                    states.get(name, {}).get("wanted"),
+                    states.get(name, {}).get("available"),
+                )
+                for name in pending
+            ),
+        ),
+        reason="not_confirmed",
+        changed=True,
+        unconfirmed=pending,
+        rollout={name: states.get(name) for name in pending},
+    )
+
+
+def memory_limit_fault(
+    client: KubeClient, params: dict[str, Any], check_mode: bool, want_diff: bool
+) -> dict[str, Any]:
+    """Lower (present) or put back (absent) the memory limit of the Deployments of the pods."""
+    namespace, state, limit = (
+        params["namespace"],
+        params["state"],
+        params["memory_limit"],
+    )
+    if state == "present":
+        pods = running_pods(client, namespace, params["label_selector"])
+        if not pods:
+            raise ChaosError(
+                "No running pods match {} in namespace {}; no Deployment to lower the memory "
+                "limit of.".format(params["label_selector"], namespace),
+                reason="no_targets",
+            )
+    else:
+        pods = [
+            pod
+            for pod in client.list(
+                resource_path("v1", "pods", namespace),
+                label_selector=params["label_selector"],
+            )
+            if is_candidate(pod)
+        ]
+    owned, orphans = owning_deployments(client, namespace, pods)
+    deployments: dict[str, dict[str, Any]] = {}
+    for name in sorted(owned):
+        obj = client.get(_deployment_path(namespace, name), missing_ok=True)
+        if obj is None:
+            orphans.extend(owned.pop(name))
+        else:
+            deployments[name] = obj
+    warnings: list[str] = []
+    if state == "present":
+        if orphans:
+            raise ChaosError(
+                "method memory_limit changes Deployments, and the pods {} are not owned by one "
+                "(pod -> ReplicaSet -> Deployment). Narrow label_selector to pods of Deployments. "
+                "Nothing was changed.".format(", ".join(sorted(orphans))),
+                reason="invalid_input",
+                field="label_selector",
+                pods=sorted(orphans),
+            )
+        plans = [
+            plan_present(deployments[name], params["container"], limit)
+            for name in sorted(deployments)
+        ]
+        affected = sum(replicas_of(obj) for obj in deployments.values())
+        refusal = blast_radius_refusal(
+            affected, len(pods), params["max_count"], params["max_percent"]
+        )
+        if refusal:
+            raise ChaosError(
+                "Refusing to lower the memory limit: {} (method memory_limit replaces every pod "
+                "of Deployments {}). Nothing was changed.".format(
+                    refusal, ", ".join(sorted(deployments))
+                ),
+                reason="blast_radius",
+                matched=len(pods),
+                selected=affected,
+            )
+        for plan in plans:
+            obj = deployments[plan["name"]]
+            original = plan["original"]["limits_memory"]
+            if (
+                plan["action"] != NONE
+                and original is not None
+                and not is_below(limit, original)
+            ):
+                warnings.append(
+                    "memory_limit {} is not below the memory limit {} of Deployment {} (container {}): "
+                    "its pods get no less memory than before.".format(
+                        limit, original, plan["name"], plan["container"]
+                    )
+                )
+            if plan["action"] != NONE and (obj.get("spec") or {}).get("paused"):
+                warnings.append(
+                    f"Deployment {plan['name']} is paused: its pods are not replaced (and the fault "
+                    "does not take) until it is resumed."
+                )
+    else:
+        selector = parse_label_selector(params["label_selector"])
+        for obj in client.list(_deployment_path(namespace)):
+            name = (obj.get("metadata") or {}).get("name")
+            labels = (
+                ((obj.get("spec") or {}).get("template") or {}).get("metadata") or {}
+            ).get("labels")
+            annotations = (obj.get("metadata") or {}).get("annotations") or {}
+            if (
+                name not in deployments
+                and MEMORY_ANNOTATION in annotations
+                and selector_matches(selector, labels)
+            ):
+                deployments[name] = obj
+        plans = [plan_absent(deployments[name]) for name in sorted(deployments)]
+        for plan in plans:
+            if plan.get("missing"):
+                warnings.append(
+                    "Deployment {} has no container {} any more; only its {} annotation is "
+                    "removed.".format(
+                        plan["name"], plan["container"], MEMORY_ANNOTATION
+                    )
+                )
+
+    changing = [plan for plan in plans if plan["action"] != NONE]
+    after_objects: dict[str, dict[str, Any]] = {}
+    done: list[str] = []
+    for plan in changing:
+        name = plan["name"]
+        obj = deployments[name]
+        body = (
+            present_patch(obj, plan)
+            if state == "present"
+            else restore_patch(obj, plan["container"], plan["desired"])
+        )
+        try:
+            after_objects[name] = client.patch(
+                _deployment_path(namespace, name), body, dry_run=check_mode
+            )
+        except ChaosError as exc:
+            raise ChaosError(
+                "{} Deployments already changed: {}.".format(
+                    exc.msg, ", ".join(done) if done and not check_mode else "none"
+                ),
+                reason=exc.reason,
+                changed=bool(done) and not check_mode,
+                deployment=name,
+                changed_deployments=[] if check_mode else done,
+            ) from exc
+        done.append(name)
+    changed = bool(changing)
+
+    result: dict[str, Any] = {
+        "fault": {
+            "name": params["fault"],
+            "target": MEMORY_LIMIT_TARGET,
+            "method": "memory_limit",
+            "state": state,
+            "params": {"memory_limit": limit} if state == "present" else {},
+        },
+        "matched": len(pods),
+        "pods": [],
+        "commands": [],
+        "restored": False,
+        "deployments": [],
+        "confirmation": {
+            "confirmed": not check_mode,
+            "applied_at": round(time.time(), 3) if changed and not check_mode else None,
+            "readback_seconds": 0.0,
+            "seconds": 0.0,
+            "prometheus": None,
+            "warnings": warnings,
+        },
+    }
+
+    evidence: dict[str, list[dict[str, Any]]] = {}
+    unconfirmed: list[str] = []
+    if not check_mode:
+        start = time.monotonic()
+        if changing and state == "present":
+            evidence, with_limit, unconfirmed, seconds = wait_for_oom(
+                client,
+                namespace,
+                {plan["name"]: plan for plan in changing},
+                deployments,
+                limit,
+                params["confirm_timeout"],
+            )
+            result["confirmation"]["readback_seconds"] = seconds
+            if unconfirmed:
+                raise ChaosError(
+                    "The memory limit {} did not take in Deployments {} within {} seconds: no pod "
+                    "with the new limit shows its container OOMKilled or in CrashLoopBackOff ({}). "
+                    "Is the limit still above what the container uses? What was set stays set; "
+                    "run state=absent to put the limits back.".format(
+                        limit,
+                        ", ".join(unconfirmed),
+                        params["confirm_timeout"],
+                        "; ".join(
+                            f"{name}: {with_limit.get(name, 0)} pods with the new limit"
+                            for name in unconfirmed
+                        ),
+                    ),
+                    reason="not_confirmed",
+                    changed=changed,
+                    unconfirmed=unconfirmed,
+                )
+        elif changing:
+            states, pending, seconds = wait_for_rollout(
+                client,
+                namespace,
+                {plan["name"]: True for plan in changing},
+                params["confirm_timeout"],
+            )
+            result["confirmation"]["readback_seconds"] = seconds
+            if pending:
+                raise _rollout_failure(
+                    "The memory limits are put back",
+                    pending,
+                    states,
+                    params["confirm_timeout"],
+                )
+        if params["confirm_with"] == "prometheus":
+            result["confirmation"]["prometheus"] = confirmed_by_prometheus(params, changed)
+        result["confirmation"]["seconds"] = round(time.monotonic() - start, 3)
+
+    for plan in plans:
+        name = plan["name"]
+        after = (
+            memory_of(after_objects[name], plan["container"] or "")
+            if name in after_objects
+            else plan["before"]
+        )
+        result["deployments"].append(
+            {
+                "name": name,
+                "container": plan["container"],
+                "action": plan["action"],
+                "before": plan["before"],
+                "after": after,
+                "replicas": replicas_of(deployments[name]),
+                "selected_pods": sorted(owned.get(name, [])),
+                "confirmed": None if check_mode else name not in unconfirmed,
+                "oom_pods": evidence.get(name, []),
+            }
+        )
+
+    if params["duration"] and not check_mode:
+        time.sleep(params["duration"])
+        waits: dict[str, bool] = {}
+        for plan in changing:
+            name = plan["name"]
+            path = _deployment_path(namespace, name)
+            live = client.get(path)
+            if plan["action"] == "set":
+                # Set by this call: the limits before it, and no record.
+                body = restore_patch(live, plan["container"], plan["before"])
+                waits[name] = True
+            else:
+                # Updated by this call: the lowered limits before it; the record stays.
+                body = {
+                    "spec": {
+                        "template": {
+                            "spec": {
+                                "containers": containers_with(
+                                    live, plan["container"], plan["before"]
+                                )
+                            }
+                        }
+                    }
+                }
+                waits[name] = False
+            client.patch(path, body)
+        states, pending, _seconds = wait_for_rollout(
+            client, namespace, waits, params["confirm_timeout"]
+        )
+        if pending:
+            raise _rollout_failure(
+                "After duration, the memory limits are put back",
+                pending,
+                states,
+                params["confirm_timeout"],
+            )
+        result["restored"] = True
+        changed = True
+
+    result["changed"] = changed
+    if want_diff:
+        result["diff"] = {
+            side: {
+                "deployments": {
+                    entry["name"]: dict(entry[side], container=entry["container"])
+                    for entry in result["deployments"]
+                }
+            }
+            for side in ("before", "after")
+        }
+    return result
+
+
 def runtime_fault(
     client: KubeClient, params: dict[str, Any], check_mode: bool, want_diff: bool
 ) -> dict[str, Any]:
@@ -1200,6 +1911,8 @@ def runtime_fault(
     guard_namespace(client, params["namespace"], params)
     if params["method"] == "network_policy":
         return network_policy_fault(client, params, check_mode, want_diff)
+    if params["method"] == "memory_limit":
+        return memory_limit_fault(client, params, check_mode, want_diff)
     return pod_faults(client, params, check_mode, want_diff)
 
 
@@ -1224,8 +1937,13 @@ def main() -> None:
         state={"type": "str", "choices": ["present", "absent"], "default": "present"},
         method={
             "type": "str",
-            "choices": ["runtime_cli", "network_policy", "envoy_runtime"],
-            "default": "runtime_cli",
+            "choices": [
+                "runtime_cli",
+                "network_policy",
+                "envoy_runtime",
+                "memory_limit",
+                "admin_command",
+            ],
         },
         percent={"type": "float"},
         status_code={"type": "int"},
@@ -1235,6 +1953,7 @@ def main() -> None:
         corruption_mode={"type": "str", "choices": ["payload", "silent"]},
         metrics_mode={"type": "str", "choices": ["503", "empty"]},
         resource={"type": "str", "choices": ["memory", "disk"]},
+        memory_limit={"type": "str"},
         pod_count={"type": "int"},
         pod_percent={"type": "int"},
         max_count={"type": "int"},
@@ -1273,6 +1992,14 @@ def main() -> None:
         prometheus_pod_labels={"type": "dict"},
         envoy_admin_url={"type": "str", "default": "http://127.0.0.1:15000"},
         envoy_runtime_prefix={"type": "str", "default": "fault.http"},
+        admin_command={
+            "type": "dict",
+            "options": {
+                "set": {"type": "list", "elements": "str", "required": True},
+                "clear": {"type": "list", "elements": "str", "required": True},
+                "expected_output": {"type": "str"},
+            },
+        },
     )
     module = AnsibleModule(
         argument_spec=argument_spec,
@@ -1285,10 +2012,17 @@ def main() -> None:
     )
 
     def action() -> dict[str, Any]:
+        module.params["method"] = module.params["method"] or DEFAULT_METHODS.get(
+            module.params["fault"]
+        )
         validate_params(module.params)
         return runtime_fault(
-            recording_client(get_client(module.params), module.params, "veritas.chaos.runtime_fault"),
-            module.params, module.check_mode, module._diff
+            recording_client(
+                get_client(module.params), module.params, "veritas.chaos.runtime_fault"
+            ),
+            module.params,
+            module.check_mode,
+            module._diff,
         )
 
     run_module(

@@ -5,9 +5,10 @@ neither is what the inventory calls the steady state), a game day started as its
 ansible-playbook, SIGKILL to that ansible-playbook at a random moment (as a lost controller:
 its workers, rollback guard and load generators live on), then
 `playbooks/restore-steady-state.yml`. The trial passes when the Service is on green again,
-the weights are 80/20, no runtime pod carries a fault (its runtime's or its Envoy sidecar's), the GPU nodes are as before, no
-NetworkPolicy of ours is left, no process the run recorded is alive, no game-day lock is held
-and every ledger is restored. At the end the lab goes back to its own steady state.
+the weights are 80/20, no runtime pod carries a fault (its runtime's or its Envoy sidecar's),
+the GPU nodes and the Deployments' resources are as before, no NetworkPolicy of ours is left,
+no process the run recorded is alive, no game-day lock is held and every ledger is restored.
+At the end the lab goes back to its own steady state.
 
     .venv/bin/python tests/restore/kill_restore.py --runs 10   # part of make test
     make restore-soak RUNS=30                                  # separate, prints the count
@@ -148,6 +149,19 @@ def node_gpu_state() -> dict:
             "gpus": n["status"].get("capacity", {}).get("nvidia.com/gpu"),
         }
         for n in nodes
+    }
+
+
+def deployment_templates() -> dict[str, str]:
+    """Each runtime Deployment's pod template resources (a lowered memory limit is a fault left)."""
+    items = kube_json("-n", NAMESPACE, "get", "deployments", "-l", "app=veritas")["items"]
+    items += kube_json("-n", NAMESPACE, "get", "deployments", "-l", "app=veritas-runtime")["items"]
+    return {
+        d["metadata"]["name"]: json.dumps(
+            [c.get("resources", {}) for c in d["spec"]["template"]["spec"]["containers"]],
+            sort_keys=True,
+        )
+        for d in items
     }
 
 
@@ -297,6 +311,7 @@ def trial(
     set_release(RELEASE_COLOUR, RELEASE_WEIGHTS)
     wait_ready()
     nodes_before = node_gpu_state()
+    templates_before = deployment_templates()
     before = {cm["metadata"]["name"] for cm in ledgers()}
     finished_first = run_and_kill(
         playbook,
@@ -338,6 +353,8 @@ def trial(
     left = faults_left(pods)
     if left:
         problems.append(f"faults left {left}")
+    if deployment_templates() != templates_before:
+        problems.append(f"Deployment resources changed: {deployment_templates()} vs {templates_before}")
     if node_gpu_state() != nodes_before:
         problems.append(f"GPU nodes changed: {node_gpu_state()} vs {nodes_before}")
     policies = kube_json(

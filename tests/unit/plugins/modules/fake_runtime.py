@@ -108,6 +108,17 @@ class FakePod:
             if args[2] == "disk-exhaustion":
                 self.disk_full = False
             return 0, json.dumps({"cleared": cleared}), ""
+        if args[0] == "cache-corrupt":  # the lab runtime's debug command (lab/runtime/cli.py)
+            if "--clear" in args:
+                self.faults.pop("kv-corruption", None)
+                return 0, "kv-cache corruption cleared\n", ""
+            if self.ignore_sets:
+                return 0, "kv-cache corruption: nothing to do\n", ""
+            flags = dict(zip(args[1::2], args[2::2]))
+            record = self.set_fault("kv-corruption", flags)
+            return 0, (
+                f"kv-cache corruption set: {record['corrupted_entries']} of {self.entries} entries corrupted\n"
+            ), ""
         if args[0] == "cache-status":
             return 0, json.dumps(self.cache_status()), ""
         if args[0] == "cache-warmup":
@@ -190,7 +201,7 @@ class FakeRuntimes:
         if command[0] == "curl":
             rc, out, err = target.curl(command)
         else:
-            verbs = ("fault", "cache-status", "cache-warmup", "cache-invalidate")
+            verbs = ("fault", "cache-status", "cache-warmup", "cache-invalidate", "cache-corrupt")
             start = next(
                 (i for i, word in enumerate(command) if word in verbs), len(command)
             )

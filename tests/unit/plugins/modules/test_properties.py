@@ -810,6 +810,7 @@ FAULT = {
     "namespace": "lab",
     "label_selector": "variant=canary",
     "fault": "error_rate",
+    "method": "runtime_cli",
     "percent": 20.0,
     "status_code": 503,
     "pod_count": 2,
@@ -879,6 +880,7 @@ KV = {
     "namespace": "lab",
     "label_selector": "variant=canary",
     "fault": "kv_cache_corruption",
+    "method": "runtime_cli",
     "percent": 50.0,
     "write_percent": 10.0,
 }

@@ -10,7 +10,7 @@ from fake_runtime import FakeRuntimes
 
 PODS = "/api/v1/namespaces/lab/pods"
 POLICIES = "/apis/networking.k8s.io/v1/namespaces/lab/networkpolicies"
-CANARY = {"namespace": "lab", "label_selector": "variant=canary"}
+CANARY = {"namespace": "lab", "label_selector": "variant=canary", "method": "runtime_cli"}
 
 
 @pytest.fixture
@@ -233,6 +233,26 @@ def test_pod_count_prefers_pods_already_faulted_and_the_cap_refuses(lab, run_mod
             "selects pods by label only",
         ),
         (
+            {"fault": "error_rate", "percent": 5, "memory_limit": "16Mi"},
+            "memory_limit",
+            "memory_limit applies to method memory_limit only",
+        ),
+        (
+            {"fault": "latency", "latency_ms": 10, "method": "memory_limit"},
+            "method",
+            "method memory_limit supports the faults resource_exhaustion, not latency",
+        ),
+        (
+            {
+                "fault": "resource_exhaustion",
+                "resource": "disk",
+                "method": "memory_limit",
+                "memory_limit": "16Mi",
+            },
+            "resource",
+            "method memory_limit supports resource memory only, not disk",
+        ),
+        (
             {
                 "fault": "error_rate",
                 "percent": 5,
@@ -342,7 +362,11 @@ def test_kv_corruption_reports_corrupted_entries_and_disk_exhaustion_maps_names(
         runtime_fault, dict(CANARY, fault="kv_cache_corruption", percent=50), lab
     )
     assert kv["pods"][0]["corrupted_entries"] == 32
-    assert kv["fault"]["params"] == {"percent": 50.0, "write_percent": 0.0, "mode": "payload"}
+    assert kv["fault"]["params"] == {
+        "percent": 50.0,
+        "write_percent": 0.0,
+        "mode": "payload",
+    }
     disk = run_module(
         runtime_fault,
         dict(CANARY, fault="resource_exhaustion", resource="disk", pod_count=1),
@@ -376,6 +400,7 @@ def test_no_running_pods(lab, run_module):
             "namespace": "lab",
             "label_selector": "variant=ghost",
             "fault": "metrics_outage",
+            "method": "runtime_cli",
         },
         lab,
     )
@@ -400,6 +425,7 @@ def test_production_namespace_is_refused(lab, run_module):
             "namespace": "prod",
             "label_selector": "variant=canary",
             "fault": "metrics_outage",
+            "method": "runtime_cli",
         },
         lab,
     )
@@ -540,3 +566,54 @@ def test_confirmation_warnings_are_module_warnings(lab, run_module, monkeypatch)
     created = run_module(runtime_fault, POLICY_ARGS, lab)
     assert created["confirmation"]["warnings"]
     assert emitted == created["confirmation"]["warnings"]
+
+
+ADMIN = {
+    "set": ["./cli", "cache-corrupt", "--percent", "50"],
+    "clear": ["./cli", "cache-corrupt", "--clear"],
+    "expected_output": "entries corrupted",
+}
+
+
+def test_admin_command_sets_confirms_from_its_output_and_records_the_clear(lab, run_module):
+    args = dict(CANARY, fault="kv_cache_corruption", method="admin_command", admin_command=ADMIN)
+    first = run_module(runtime_fault, args, lab)
+    assert first["changed"] and not first.get("failed")
+    assert [p["action"] for p in first["pods"]] == ["set"] * 3
+    assert all(p["confirmed"] and "entries corrupted" in p["output"] for p in first["pods"])
+    assert faults(lab, "kv-corruption")["canary-0"]["percent"] == 50.0
+    assert faults(lab, "kv-corruption")["control-0"] is None
+    assert first["fault"]["target"] == "./cli cache-corrupt --percent 50"
+    # No read side: the same call runs the command again and says so.
+    assert run_module(runtime_fault, args, lab)["changed"] is True
+    cleared = run_module(runtime_fault, dict(args, state="absent"), lab)
+    assert cleared["changed"] and [p["action"] for p in cleared["pods"]] == ["clear"] * 3
+    assert all(v is None for v in faults(lab, "kv-corruption").values())
+
+
+def test_admin_command_whose_output_does_not_confirm_fails(lab, run_module):
+    for rt in lab.runtimes.pods.values():
+        rt.ignore_sets = True
+    args = dict(CANARY, fault="kv_cache_corruption", method="admin_command", admin_command=ADMIN, confirm_timeout=1)
+    result = run_module(runtime_fault, args, lab)
+    assert result["failed"] and result["reason"] == "not_confirmed"
+    assert result["unconfirmed"] == ["canary-0", "canary-1", "canary-2"]
+
+
+@pytest.mark.parametrize(
+    "extra, field",
+    [
+        ({"admin_command": None}, "admin_command"),
+        ({"admin_command": dict(ADMIN, set=[" "])}, "admin_command.set"),
+        ({"admin_command": dict(ADMIN, expected_output="(")}, "admin_command.expected_output"),
+        ({"admin_command": ADMIN, "percent": 10}, "percent"),
+        ({"admin_command": ADMIN, "fault": "error_rate"}, "method"),
+        ({"admin_command": ADMIN, "method": "runtime_cli"}, "admin_command"),
+    ],
+)
+def test_admin_command_bad_input_names_the_field_and_changes_nothing(lab, run_module, extra, field):
+    args = dict(CANARY, fault="kv_cache_corruption", method="admin_command")
+    args.update({k: v for k, v in extra.items() if v is not None})
+    result = run_module(runtime_fault, args, lab)
+    assert result["failed"] and result["field"] == field
+    assert lab.runtimes.writes() == []
