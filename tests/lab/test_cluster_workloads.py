@@ -5,7 +5,7 @@ from __future__ import annotations
 from conftest import wait_for
 from kubernetes import client
 
-LAB_NODES = {"lab-cpu-1", "lab-cpu-2", "lab-cpu-3", "lab-gpu-1", "lab-gpu-2"}
+LAB_NODES = {"lab-cpu-1", "lab-cpu-2", "lab-cpu-3", "lab-gpu-1", "lab-gpu-2", "lab-gpu-3"}
 
 
 def deployment(name: str, replicas: int, labels: dict, gpu: int = 0) -> client.V1Deployment:
@@ -106,9 +106,9 @@ def test_crashloop_stage_restarts_the_container_and_keeps_the_pod_unready(core, 
 
 def test_gpu_pods_land_only_on_gpu_nodes_and_a_noschedule_taint_keeps_them_off(core, apps, api_client, namespace):
     gpu_nodes = {n.metadata.name for n in core.list_node(label_selector="nvidia.com/gpu.present=true").items}
-    assert {"lab-gpu-1", "lab-gpu-2"} <= gpu_nodes
+    assert {"lab-gpu-1", "lab-gpu-2", "lab-gpu-3"} <= gpu_nodes
     assert not gpu_nodes & {"lab-cpu-1", "lab-cpu-2", "lab-cpu-3"}
-    for n in ("lab-gpu-1", "lab-gpu-2"):
+    for n in ("lab-gpu-1", "lab-gpu-2", "lab-gpu-3"):
         assert core.read_node(n).status.allocatable["nvidia.com/gpu"] == "8"
 
     plain = api_client.sanitize_for_serialization
@@ -118,11 +118,12 @@ def test_gpu_pods_land_only_on_gpu_nodes_and_a_noschedule_taint_keeps_them_off(c
     try:
         # The lab's runtime pods already hold some GPUs; 2 more fit on lab-gpu-2 alone.
         gpu = deployment("gpu", 2, {"app": "gpu"}, gpu=1)
-        # Only the lab's own nodes: the CPU nodes (no nvidia.com/gpu) and the two GPU nodes.
+        # Only the lab's own nodes but lab-gpu-3: the CPU nodes (no nvidia.com/gpu), lab-gpu-1 (tainted)
+        # and lab-gpu-2.
         gpu.spec.template.spec.affinity = client.V1Affinity(node_affinity=client.V1NodeAffinity(
             required_during_scheduling_ignored_during_execution=client.V1NodeSelector(node_selector_terms=[
                 client.V1NodeSelectorTerm(match_expressions=[client.V1NodeSelectorRequirement(
-                    key="kubernetes.io/hostname", operator="In", values=sorted(LAB_NODES))])])))
+                    key="kubernetes.io/hostname", operator="In", values=sorted(LAB_NODES - {"lab-gpu-3"}))])])))
         apps.create_namespaced_deployment(namespace, gpu)
         pods = wait_for(lambda: (p := running_pods(core, namespace, "app=gpu")) and len(p) == 2 and p,
                         what="2 GPU pods Running")
