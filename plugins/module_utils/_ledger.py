@@ -474,6 +474,29 @@ def group_members(identity: dict[str, Any]) -> list[int]:
     return sorted(members)
 
 
+def orphaned_forks(identity: dict[str, Any]) -> list[int]:
+    """Forks of a dead controller that left its process group: same command line, orphaned.
+
+    A worker of ansible-playbook may run in a session of its own; when the controller is
+    killed it is reparented to init (ppid 1), blocked on a pipe nobody reads. Another run's
+    controller or worker with the same command line has a live parent, so it is never one.
+    """
+    if same_process(identity) != "gone" or identity.get("group") != GROUP_WORKERS:
+        return []
+    mine = _ancestors()
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) in mine:
+            continue
+        pid = int(name)
+        start = process_start_ticks(pid)
+        if start is None or start < identity["start_ticks"] or process_parent(pid) != 1:
+            continue
+        if _cmdline_digest(pid) == identity.get("cmdline_sha256"):
+            found.append(pid)
+    return sorted(found)
+
+
 def process_environ(pid: int) -> list[str]:
     text = _read(f"/proc/{pid}/environ") or ""
     return [part for part in text.split("\0") if part]
@@ -519,6 +542,7 @@ def stop_process(
         targets.append(identity["pid"])
     if (identity.get("group") or GROUP_NONE) != GROUP_NONE:
         targets.extend(pid for pid in group_members(identity) if pid not in targets)
+        targets.extend(pid for pid in orphaned_forks(identity) if pid not in targets)
     if marker:
         marked = marked_processes(marker, identity["start_ticks"])
         targets.extend(pid for pid in marked if pid not in targets)

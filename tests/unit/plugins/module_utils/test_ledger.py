@@ -414,6 +414,54 @@ def test_a_killed_runs_module_in_another_group_is_stopped_by_its_ledger_marker()
                 proc.wait()
 
 
+def test_an_orphaned_fork_of_a_killed_controller_is_stopped():
+    # The controller forks a worker into a session of its own, then dies: the worker is
+    # reparented to init. A live process with the same command line (another run) is left alone.
+    script = (
+        "import os, sys, time\n"
+        "os.setpgid(0, 0)\n"
+        "if os.fork() == 0:\n"
+        "    os.setsid(); time.sleep(15); sys.exit(0)\n"
+        "time.sleep(60)\n"
+    )
+    command = [sys.executable, "-c", script]
+    controller = subprocess.Popen(command)
+    other_run = None
+    try:
+        time.sleep(0.5)
+        identity = _ledger.process_identity(controller.pid, group=_ledger.GROUP_WORKERS)
+        fork = next(
+            int(p) for p in os.listdir("/proc")
+            if p.isdigit() and _ledger.process_parent(int(p)) == controller.pid
+        )
+        other_run = subprocess.Popen(command)
+        time.sleep(0.3)
+        assert _ledger.orphaned_forks(identity) == []  # the controller is alive: nothing is orphaned
+        controller.kill()
+        controller.wait()
+        for _attempt in range(50):
+            if _ledger.process_parent(fork) != controller.pid:
+                break
+            time.sleep(0.1)
+        if _ledger.process_parent(fork) != 1:
+            pytest.skip("orphans are reparented to a subreaper here, not to init")
+        assert _ledger.orphaned_forks(identity) == [fork]
+        outcome = _ledger.stop_process(identity, grace=2)
+        assert fork in outcome["stopped"] and other_run.pid not in outcome["stopped"]
+        for _attempt in range(50):
+            if _ledger.process_start_ticks(fork) is None or _zombie(fork):
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("the orphaned fork of the killed controller was not stopped")
+        assert other_run.poll() is None
+    finally:
+        for proc in (controller, other_run):
+            if proc is not None and proc.poll() is None:
+                os.killpg(proc.pid, 9)
+                proc.wait()
+
+
 def _zombie(pid: int) -> bool:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
