@@ -96,6 +96,14 @@ options:
     type: list
     elements: str
     default: []
+  release_locks:
+    description:
+      - With O(state=restored) and no O(name), also release the game-day lock (O(lock)) each ledger's run still holds
+        once that ledger is restored, in this call or before (a run killed between its restore and its lock
+        release). Only a Lease whose holder is that run is released; one another run has taken over since is left
+        alone and listed in RV(locks) as V(held by another run).
+    type: bool
+    default: false
   force:
     description:
       - With O(state=absent), delete a ledger that is not restored.
@@ -201,6 +209,13 @@ ledgers:
   returned: when state is restored and no name is given
   type: list
   elements: dict
+locks:
+  description: With O(release_locks=true), each lock of a restored ledger and what became of it (V(released),
+    V(not held), V(held by another run)).
+  returned: when state is restored, no name is given and release_locks is true
+  type: list
+  elements: dict
+  sample: [{"lock": "veritas-gameday-canary", "run_id": "gameday-20261130-1", "outcome": "released"}]
 skipped:
   description: With O(state=restored) and no O(name), the ledgers left alone and why.
   returned: when state is restored and no name is given
@@ -243,6 +258,7 @@ from ansible_collections.veritas.chaos.plugins.module_utils._ledger import (
     same_process,
     summary,
 )
+from ansible_collections.veritas.chaos.plugins.module_utils._lock import LeaseLock
 from ansible_collections.veritas.chaos.plugins.module_utils._runner import run_module
 from ansible_collections.veritas.chaos.plugins.module_utils._runtime_exec import (
     run_checked,
@@ -264,6 +280,12 @@ def validate_params(params: dict[str, Any]) -> None:
             "run_id is required with state=present (the run's identity, e.g. the lock holder).",
             reason="invalid_input",
             field="run_id",
+        )
+    if params["release_locks"] and (params["state"] != "restored" or params["name"] or params["run_id"]):
+        raise ChaosError(
+            "release_locks applies to state=restored without name or run_id (the interrupted runs' restore).",
+            reason="invalid_input",
+            field="release_locks",
         )
     if params["state"] == "absent" and not (params["name"] or params["run_id"]):
         raise ChaosError(
@@ -397,6 +419,21 @@ def run_over(obj: dict[str, Any]) -> tuple[bool, str]:
     return False, f"it ran on another controller ({controller['host']})"
 
 
+def release_run_lock(
+    client: KubeClient, namespace: str, info: dict[str, Any], check_mode: bool
+) -> dict[str, Any]:
+    """Release the game-day lock a restored run still holds (never another run's)."""
+    lock = LeaseLock(client, namespace, info["lock"], info["run_id"], 1, activity="game day")
+    outcome = {"lock": info["lock"], "run_id": info["run_id"]}
+    try:
+        released = lock.release_held(dry_run=check_mode)
+    except ChaosError as exc:
+        if exc.reason != "locked":
+            raise
+        return dict(outcome, outcome="held by another run")
+    return dict(outcome, outcome="released" if released is not None else "not held")
+
+
 def restore_interrupted(
     client: KubeClient, params: dict[str, Any], check_mode: bool
 ) -> dict[str, Any]:
@@ -406,6 +443,7 @@ def restore_interrupted(
         label_selector=f"{LEDGER_LABEL}=true",
     )
     restored: list[dict[str, Any]] = []
+    locks: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
     failed: list[str] = []
     changed = False
@@ -415,6 +453,10 @@ def restore_interrupted(
         ledger = Ledger(client, params["namespace"], obj["metadata"]["name"])
         info = summary(obj, ledger)
         if info["state"] == RESTORED and not ledger.pending(obj):
+            if params["release_locks"] and info["lock"] and (
+                not params["run_ids"] or info["run_id"] in params["run_ids"]
+            ):
+                locks.append(release_run_lock(client, params["namespace"], info, check_mode))
             continue
         if params["run_ids"] and info["run_id"] not in params["run_ids"]:
             continue
@@ -432,6 +474,9 @@ def restore_interrupted(
                 "restore": exc.details.get("restore"),
             }
         changed = changed or outcome["changed"]
+        if params["release_locks"] and info["lock"] and outcome.get("restore") is not None:
+            if not (outcome["restore"].get("failed") or []):
+                locks.append(release_run_lock(client, params["namespace"], info, check_mode))
         restored.append(
             {
                 "ledger": ledger.ref,
@@ -442,12 +487,15 @@ def restore_interrupted(
                 "restore": outcome.get("restore"),
             }
         )
+    changed = changed or any(lock["outcome"] == "released" for lock in locks)
     result = {
         "changed": changed,
         "ledger": None,
         "ledgers": restored,
         "skipped": skipped,
     }
+    if params["release_locks"]:
+        result["locks"] = locks
     if failed:
         raise ChaosError(
             "NOT fully restored: " + " | ".join(failed),
@@ -519,6 +567,7 @@ def main() -> None:
         },
         run_ids={"type": "list", "elements": "str", "default": []},
         force={"type": "bool", "default": False},
+        release_locks={"type": "bool", "default": False},
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
 
