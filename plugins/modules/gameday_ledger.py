@@ -474,9 +474,9 @@ def restore_interrupted(
                 "restore": exc.details.get("restore"),
             }
         changed = changed or outcome["changed"]
-        if params["release_locks"] and info["lock"] and outcome.get("restore") is not None:
-            if not (outcome["restore"].get("failed") or []):
-                locks.append(release_run_lock(client, params["namespace"], info, check_mode))
+        fully_restored = not ((outcome.get("restore") or {"failed": ["?"]}).get("failed") or [])
+        if params["release_locks"] and info["lock"] and fully_restored:
+            locks.append(release_run_lock(client, params["namespace"], info, check_mode))
         restored.append(
             {
                 "ledger": ledger.ref,
