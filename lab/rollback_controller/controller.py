@@ -134,15 +134,17 @@ class Controller:
         from ansible_collections.veritas.chaos.plugins.module_utils._rollback import (
             rollback_traffic,
         )
+        from ansible_collections.veritas.chaos.plugins.module_utils._traffic import (
+            ConfigMapBackend,
+        )
 
         first_fail = self.analyzer.streak_start
         try:
             outcome = rollback_traffic(
                 self.kube(),
+                ConfigMapBackend(self.args.control_key, self.args.canary_key),
                 self.args.namespace,
                 self.args.configmap,
-                self.args.control_key,
-                self.args.canary_key,
                 dry_run=self.args.dry_run,
             )
         except ChaosError as exc:

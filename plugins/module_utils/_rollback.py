@@ -1,9 +1,10 @@
 # Copyright: (c) 2026, Veritas SPARK team
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The canary rollback action: the traffic ConfigMap to 100% control (runbook "Canary Rollback").
-
-Shared by the canary_analysis module and the lab's rollback controller. Uses the weight logic
-of traffic_split (_traffic.py) so that both write the ConfigMap exactly as the runbook does.
+"""Traffic weights on the cluster through a traffic backend (_traffic.py): read, plan the merge
+patch, apply it, read the weights back. traffic_split sets any weights with set_weights; the
+canary rollback (runbook "Canary Rollback": control 100 / canary 0) is rollback_traffic, shared
+by the canary_analysis module and the lab's rollback controller. What a patch changes is
+recorded by the change ledger of a recording client, whose restore puts it back.
 """
 
 from __future__ import annotations
@@ -13,50 +14,83 @@ from typing import Any
 from ansible_collections.veritas.chaos.plugins.module_utils._client import (
     KubeClient,
     objects_differ,
-    resource_path,
     strip_volatile,
 )
 from ansible_collections.veritas.chaos.plugins.module_utils._errors import ChaosError
 from ansible_collections.veritas.chaos.plugins.module_utils._traffic import (
-    configmap_patch,
-    configmap_weights,
+    TrafficBackend,
 )
 
 ROLLBACK_CONTROL = 100
 ROLLBACK_CANARY = 0
 
 
-def rollback_traffic(
+def read_traffic(
     client: KubeClient,
+    backend: TrafficBackend,
     namespace: str,
     name: str,
-    control_key: str,
-    canary_key: str,
-    dry_run: bool = False,
+    missing: str = "",
 ) -> dict[str, Any]:
-    """Set control 100 / canary 0 with a merge patch; dry_run is a server-side dry run.
-
-    Returns changed, the weights before and after, and the stripped objects for a diff.
-    """
-    path = resource_path("v1", "configmaps", namespace, name)
-    before = client.get(path, missing_ok=True)
-    if before is None:
+    """The backend's object; a not_found ChaosError (with ``missing`` appended) when absent."""
+    obj = client.get(backend.path(namespace, name), missing_ok=True)
+    if obj is None:
         raise ChaosError(
-            f"ConfigMap {name} not found in namespace {namespace}; cannot roll back.",
+            f"{backend.kind} {name} not found in namespace {namespace}{missing}.",
             reason="not_found",
             name=name,
             namespace=namespace,
         )
-    patch = configmap_patch(
-        before.get("data"), control_key, canary_key, ROLLBACK_CONTROL, ROLLBACK_CANARY
+    return obj
+
+
+def set_weights(
+    client: KubeClient,
+    backend: TrafficBackend,
+    namespace: str,
+    name: str,
+    control: int,
+    canary: int,
+    dry_run: bool = False,
+    missing: str = "",
+) -> dict[str, Any]:
+    """Set the weights with the backend's merge patch (none when already set); dry_run is a
+    server-side dry run.
+
+    Returns changed, the weights before and after (read back from the patched object), and
+    the objects without volatile metadata, for a diff.
+    """
+    before = read_traffic(client, backend, namespace, name, missing)
+    patch = backend.patch(before, control, canary)
+    after = (
+        before
+        if patch is None
+        else client.patch(backend.path(namespace, name), patch, dry_run=dry_run)
     )
-    after = before if patch is None else client.patch(path, patch, dry_run=dry_run)
     return {
         "changed": objects_differ(before, after),
-        "previous_weights": configmap_weights(
-            before.get("data"), control_key, canary_key
-        ),
-        "weights": configmap_weights(after.get("data"), control_key, canary_key),
+        "previous_weights": backend.weights(before),
+        "weights": backend.weights(after),
         "before": strip_volatile(before),
         "after": strip_volatile(after),
     }
+
+
+def rollback_traffic(
+    client: KubeClient,
+    backend: TrafficBackend,
+    namespace: str,
+    name: str,
+    dry_run: bool = False,
+) -> dict[str, Any]:
+    """Set control 100 / canary 0 (see set_weights)."""
+    return set_weights(
+        client,
+        backend,
+        namespace,
+        name,
+        ROLLBACK_CONTROL,
+        ROLLBACK_CANARY,
+        dry_run=dry_run,
+        missing="; cannot roll back",
+    )

@@ -19,8 +19,9 @@ description:
     V(inconclusive). It never counts as a failure, never triggers the rollback, and is reported as an
     alertable condition (RV(alert), RV(inconclusive_reason)). A pass resets the consecutive count;
     an inconclusive sample neither extends nor resets it.
-  - With O(rollback=true), a V(fail) verdict sets the traffic ConfigMap to control 100 / canary 0 at once
-    (the runbook's "Canary Rollback", the same merge patch as M(veritas.chaos.traffic_split)).
+  - With O(rollback=true), a V(fail) verdict sets the traffic weights to control 100 / canary 0 at once
+    (the runbook's "Canary Rollback", the same merge patch as M(veritas.chaos.traffic_split)), on the traffic
+    ConfigMap, or with O(backend=route) or O(backend=httproute) on the Route or HTTPRoute O(traffic_route).
   - The task succeeds whatever the verdict; branch on RV(verdict) (for example with C(failed_when)).
   - Runs for a whole observation window as an async task (C(async)/C(poll=0) and M(ansible.builtin.async_status)).
 author:
@@ -112,19 +113,25 @@ options:
   rollback:
     description:
       - Roll back (traffic to 100% control) as soon as the verdict is V(fail). Never on V(inconclusive).
-      - Needs O(namespace); the namespace and the ConfigMap are checked before the window starts.
+      - Needs O(namespace); the namespace, the traffic object and the rollback's patch (for example that the
+        HTTPRoute has the named Services among its backendRefs) are checked before the window starts.
     type: bool
     default: false
   namespace:
     description:
-      - Namespace of the traffic ConfigMap, and the C(namespace) label added to the default queries.
+      - Namespace of the traffic object, and the C(namespace) label added to the default queries.
       - Required with O(rollback=true).
     type: str
   traffic_configmap:
     description:
-      - Name of the traffic ConfigMap that O(rollback) sets.
+      - Name of the traffic ConfigMap that O(rollback) sets (O(backend=configmap)).
     type: str
     default: veritas-traffic-config
+  traffic_route:
+    description:
+      - Name of the OpenShift Route (O(backend=route)) or Gateway API HTTPRoute (O(backend=httproute)) that
+        O(rollback) sets. Required with O(rollback=true) and one of those backends.
+    type: str
   control_key:
     description:
       - ConfigMap key of the control weight.
@@ -136,6 +143,8 @@ options:
     type: str
     default: canary
 extends_documentation_fragment:
+  - veritas.chaos.traffic_backend
+  - veritas.chaos.traffic_backend.route
   - veritas.chaos.auth
   - veritas.chaos.ledger
   - veritas.chaos.auth.guard
@@ -149,11 +158,11 @@ attributes:
         returns RV(rollback.would_rollback) and sends the patch as a server-side dry run (C(dryRun=All)).
   diff_mode:
     support: full
-    details: The traffic ConfigMap before and after the rollback (or the dry run), when there is one.
+    details: The traffic object before and after the rollback (or the dry run), when there is one.
   idempotent:
     support: full
     details:
-      - The rollback sets fixed weights; a second rollback of an already rolled-back ConfigMap reports no change.
+      - The rollback sets fixed weights; a second rollback of already rolled-back weights reports no change.
         The verdict itself depends on the metrics at the time of the run.
 notes:
   - The auth options are only used with O(rollback=true); without it the module needs no Kubernetes library.
@@ -191,6 +200,19 @@ EXAMPLES = r"""
   until: guard_result.finished
   retries: 250
   delay: 1
+
+- name: Guard a canary routed by a Gateway API HTTPRoute; roll back on its backendRefs
+  veritas.chaos.canary_analysis:
+    prometheus_url: http://prometheus.monitoring:9090
+    namespace: veritas
+    interval: 5
+    duration: 300
+    rollback: true
+    backend: httproute
+    traffic_route: veritas-runtime
+    httproute_control_service: veritas-runtime-control
+    httproute_canary_service: veritas-runtime-canary
+  register: guarded
 
 - name: Stricter thresholds and custom queries
   veritas.chaos.canary_analysis:
@@ -318,6 +340,10 @@ rollback:
       description: Value of O(rollback).
       type: bool
       sample: true
+    backend:
+      description: The traffic backend the rollback sets (O(backend)).
+      type: str
+      sample: httproute
     would_rollback:
       description: The verdict calls for the rollback and it is enabled (also in check mode).
       type: bool
@@ -407,7 +433,6 @@ from ansible_collections.veritas.chaos.plugins.module_utils._args import (
 from ansible_collections.veritas.chaos.plugins.module_utils._client import (
     KubeClient,
     get_client,
-    resource_path,
 )
 from ansible_collections.veritas.chaos.plugins.module_utils._errors import ChaosError
 from ansible_collections.veritas.chaos.plugins.module_utils._guard import (
@@ -422,9 +447,20 @@ from ansible_collections.veritas.chaos.plugins.module_utils._prometheus import (
     validate_url,
 )
 from ansible_collections.veritas.chaos.plugins.module_utils._rollback import (
+    ROLLBACK_CANARY,
+    ROLLBACK_CONTROL,
+    read_traffic,
     rollback_traffic,
 )
 from ansible_collections.veritas.chaos.plugins.module_utils._runner import run_module
+from ansible_collections.veritas.chaos.plugins.module_utils._traffic import (
+    ROUTE_ARG_SPEC,
+    TRAFFIC_BACKEND_ARG_SPEC,
+    TrafficBackend,
+    traffic_backend,
+    traffic_object_name,
+    validate_backend_options,
+)
 from ansible_collections.veritas.chaos.plugins.module_utils._validate import (
     validate_input,
 )
@@ -480,19 +516,14 @@ def prometheus_from(params: dict[str, Any]) -> PrometheusClient:
     )
 
 
-def preflight_rollback(client: KubeClient, params: dict[str, Any]) -> None:
-    """Before the window: the namespace is allowed and the ConfigMap exists (nothing changes)."""
-    namespace = params["namespace"]
+def preflight_rollback(
+    client: KubeClient, backend: TrafficBackend, namespace: str, name: str, params: dict[str, Any]
+) -> None:
+    """Before the window: the namespace is allowed, the traffic object exists and the rollback's
+    patch can be planned on it (nothing changes)."""
     guard_namespace(client, namespace, params)
-    path = resource_path("v1", "configmaps", namespace, params["traffic_configmap"])
-    if client.get(path, missing_ok=True) is None:
-        raise ChaosError(
-            f"ConfigMap {params['traffic_configmap']} not found in namespace {namespace}; "
-            "rollback=true needs it.",
-            reason="not_found",
-            name=params["traffic_configmap"],
-            namespace=namespace,
-        )
+    obj = read_traffic(client, backend, namespace, name, missing="; rollback=true needs it")
+    backend.patch(obj, ROLLBACK_CONTROL, ROLLBACK_CANARY)
 
 
 def analyse(
@@ -504,11 +535,12 @@ def analyse(
     validate_input(
         params,
         namespaces=("namespace",),
-        names=("traffic_configmap",),
+        names=("traffic_configmap", "traffic_route"),
         data_keys=("control_key", "canary_key"),
         label_values=("variant",),
         urls=("prometheus_url",),
     )
+    validate_backend_options(params)
     if params["control_key"] == params["canary_key"]:
         raise ChaosError(
             f"canary_key must differ from control_key, got {params['canary_key']!r} for both.",
@@ -520,15 +552,18 @@ def analyse(
     prometheus = prometheus_from(params)
 
     client: KubeClient | None = None
+    backend = traffic_backend(params)
+    traffic_name = ""
     if params["rollback"]:
         if not params["namespace"]:
             raise ChaosError(
-                "rollback=true needs namespace (the namespace of the traffic ConfigMap).",
+                "rollback=true needs namespace (the namespace of the traffic object).",
                 reason="invalid_input",
                 field="namespace",
             )
+        traffic_name = traffic_object_name(params)
         client = recording_client(get_client(params), params, "veritas.chaos.canary_analysis")
-        preflight_rollback(client, params)
+        preflight_rollback(client, backend, params["namespace"], traffic_name, params)
         if isinstance(client, RecordingClient) and not check_mode:
             # A guard left running by a killed run could move the weights after a restore:
             # the restore stops this very process, by identity.
@@ -544,6 +579,7 @@ def analyse(
 
     rollback: dict[str, Any] = {
         "enabled": params["rollback"],
+        "backend": backend.name,
         "would_rollback": False,
         "performed": False,
         "rollback_at": None,
@@ -557,10 +593,9 @@ def analyse(
         rollback["would_rollback"] = True
         outcome = rollback_traffic(
             client,
+            backend,
             params["namespace"],
-            params["traffic_configmap"],
-            params["control_key"],
-            params["canary_key"],
+            traffic_name,
             dry_run=check_mode,
         )
         done = clock()
@@ -621,6 +656,8 @@ def argument_spec() -> dict[str, dict[str, Any]]:
         AUTH_ARG_SPEC,
         LEDGER_ARG_SPEC,
         GUARD_ARG_SPEC,
+        TRAFFIC_BACKEND_ARG_SPEC,
+        ROUTE_ARG_SPEC,
         prometheus_url={
             "type": "str",
             "default": "http://localhost:9090",
@@ -645,6 +682,7 @@ def argument_spec() -> dict[str, dict[str, Any]]:
         rollback={"type": "bool", "default": False},
         namespace={"type": "str"},
         traffic_configmap={"type": "str", "default": "veritas-traffic-config"},
+        traffic_route={"type": "str"},
         control_key={"type": "str", "default": "control", "no_log": False},
         canary_key={"type": "str", "default": "canary", "no_log": False},
     )

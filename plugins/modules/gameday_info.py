@@ -8,9 +8,11 @@ module: gameday_info
 short_description: Read the state of a Veritas deployment (weights, active colour, pods, endpoints)
 version_added: 1.0.0
 description:
-  - Reads the traffic weights from the traffic ConfigMap, the active colour from the Service's selector,
+  - Reads the traffic weights from the traffic ConfigMap (or with O(backend=route) or O(backend=httproute)
+    from the Route or HTTPRoute O(traffic_route), through the same backend interface as
+    M(veritas.chaos.traffic_split)), the active colour from the Service's selector,
     the pods per variant and per colour with their readiness, and the Service's ready endpoints.
-  - Changes nothing. A missing ConfigMap or Service gives null values rather than an error.
+  - Changes nothing. A missing traffic object or Service gives null values rather than an error.
 author:
   - Veritas SPARK team (@veritas-spark)
 options:
@@ -21,9 +23,14 @@ options:
     required: true
   traffic_configmap:
     description:
-      - Name of the traffic ConfigMap.
+      - Name of the traffic ConfigMap (O(backend=configmap)).
     type: str
     default: veritas-traffic-config
+  traffic_route:
+    description:
+      - Name of the OpenShift Route (O(backend=route)) or Gateway API HTTPRoute (O(backend=httproute)) to read
+        the weights from. Required with those backends.
+    type: str
   control_key:
     description:
       - ConfigMap key of the control weight.
@@ -55,6 +62,7 @@ options:
       - When not set, every pod in O(namespace) that carries O(variant_label) or O(colour_label).
     type: str
 extends_documentation_fragment:
+  - veritas.chaos.traffic_backend
   - veritas.chaos.auth
   - veritas.chaos.auth.guard
   - veritas.chaos.attributes
@@ -85,11 +93,25 @@ EXAMPLES = r"""
       - steady.weights.canary == 10
       - steady.active_colour == 'blue'
       - steady.variants.canary.ready >= 1
+
+- name: Read the weights a Gateway API HTTPRoute gives the canary
+  veritas.chaos.gameday_info:
+    namespace: veritas
+    backend: httproute
+    traffic_route: veritas-runtime
+    httproute_control_service: veritas-runtime-control
+    httproute_canary_service: veritas-runtime-canary
+  register: gateway_split
 """
 
 RETURN = r"""
+backend:
+  description: The traffic backend the weights were read from (O(backend)).
+  returned: success
+  type: str
+  sample: httproute
 weights:
-  description: The traffic weights; null when the ConfigMap does not exist.
+  description: The traffic weights; null when the traffic object does not exist.
   returned: success
   type: dict
   contains:
@@ -196,7 +218,10 @@ from ansible_collections.veritas.chaos.plugins.module_utils._selector import (
     decode_selector,
 )
 from ansible_collections.veritas.chaos.plugins.module_utils._traffic import (
-    configmap_weights,
+    TRAFFIC_BACKEND_ARG_SPEC,
+    traffic_backend,
+    traffic_object_name,
+    validate_backend_options,
 )
 from ansible_collections.veritas.chaos.plugins.module_utils._validate import (
     validate_input,
@@ -242,25 +267,19 @@ def read_gameday_state(client: KubeClient, params: dict[str, Any]) -> dict[str, 
     validate_input(
         params,
         namespaces=("namespace",),
-        names=("traffic_configmap", "service"),
+        names=("traffic_configmap", "traffic_route", "service"),
         data_keys=("control_key", "canary_key"),
         label_keys=("colour_label", "variant_label"),
         selectors=("pod_selector",),
     )
+    validate_backend_options(params)
+    backend = traffic_backend(params)
+    traffic_name = traffic_object_name(params)
     namespace = params["namespace"]
     guard_namespace(client, namespace, params)
 
-    configmap = client.get(
-        resource_path("v1", "configmaps", namespace, params["traffic_configmap"]),
-        missing_ok=True,
-    )
-    weights = (
-        None
-        if configmap is None
-        else configmap_weights(
-            configmap.get("data"), params["control_key"], params["canary_key"]
-        )
-    )
+    traffic = client.get(backend.path(namespace, traffic_name), missing_ok=True)
+    weights = None if traffic is None else backend.weights(traffic)
 
     service = client.get(
         resource_path("v1", "services", namespace, params["service"]), missing_ok=True
@@ -306,6 +325,7 @@ def read_gameday_state(client: KubeClient, params: dict[str, Any]) -> dict[str, 
         )
     return {
         "changed": False,
+        "backend": backend.name,
         "weights": weights,
         "active_colour": (selector or {}).get(params["colour_label"]),
         "selector": selector,
@@ -323,8 +343,10 @@ def main() -> None:
     argument_spec = build_argument_spec(
         AUTH_ARG_SPEC,
         GUARD_ARG_SPEC,
+        TRAFFIC_BACKEND_ARG_SPEC,
         namespace={"type": "str", "required": True},
         traffic_configmap={"type": "str", "default": "veritas-traffic-config"},
+        traffic_route={"type": "str"},
         control_key={"type": "str", "default": "control", "no_log": False},
         canary_key={"type": "str", "default": "canary", "no_log": False},
         service={"type": "str", "default": "veritas-runtime"},

@@ -12,13 +12,18 @@ description:
     (keys C(control) and C(canary), string values, as the runbook's C(kubectl patch) writes them).
   - With O(backend=route), sets the weights on an OpenShift Route (C(route.openshift.io/v1)).
     C(spec.to) is the control Service and the only entry of C(spec.alternateBackends) is the canary Service.
+  - With O(backend=httproute), sets the weights of two C(backendRefs) of one rule of a Gateway API HTTPRoute
+    (C(gateway.networking.k8s.io/v1)). The merge patch carries the whole C(spec.rules) list with only the two
+    weights changed, since a merge patch replaces a list whole.
+  - All three backends go through the same traffic backend interface as the rollback of
+    M(veritas.chaos.canary_analysis) and the weights M(veritas.chaos.gameday_info) reports.
   - Weights are integers from 0 to 100 that sum to 100; anything else fails before the API is touched.
 author:
   - Veritas SPARK team (@veritas-spark)
 options:
   name:
     description:
-      - Name of the ConfigMap (or of the Route with O(backend=route)).
+      - Name of the ConfigMap, of the Route with O(backend=route), or of the HTTPRoute with O(backend=httproute).
     type: str
     default: veritas-traffic-config
   namespace:
@@ -26,12 +31,6 @@ options:
       - Namespace of the object.
     type: str
     required: true
-  backend:
-    description:
-      - Where the weights live.
-    type: str
-    choices: [configmap, route]
-    default: configmap
   control:
     description:
       - Weight of the control group, an integer from 0 to 100.
@@ -52,14 +51,6 @@ options:
       - ConfigMap key that holds the canary weight.
     type: str
     default: canary
-  route_control_service:
-    description:
-      - Service for C(spec.to) of the Route. Defaults to the Service the Route already names.
-    type: str
-  route_canary_service:
-    description:
-      - Service for the Route's alternate backend. Defaults to the Route's first alternate backend.
-    type: str
   observe:
     description:
       - After setting the weights, wait until the split the data plane really serves, measured by Prometheus,
@@ -104,6 +95,8 @@ options:
         type: bool
         default: true
 extends_documentation_fragment:
+  - veritas.chaos.traffic_backend
+  - veritas.chaos.traffic_backend.route
   - veritas.chaos.auth
   - veritas.chaos.ledger
   - veritas.chaos.auth.guard
@@ -145,6 +138,16 @@ EXAMPLES = r"""
     route_canary_service: veritas-runtime-canary
     control: 75
     canary: 25
+
+- name: Split on a Gateway API HTTPRoute (the backendRefs of its first rule)
+  veritas.chaos.traffic_split:
+    namespace: veritas
+    backend: httproute
+    name: veritas-runtime
+    httproute_control_service: veritas-runtime-control
+    httproute_canary_service: veritas-runtime-canary
+    control: 90
+    canary: 10
 
 - name: Shift 25% to the canary and wait until the proxy really serves it
   veritas.chaos.traffic_split:
@@ -243,10 +246,38 @@ object:
       returned: when O(backend=configmap)
       sample: {"control": "90", "canary": "10"}
     spec:
-      description: Route spec (Route backend).
+      description: Route or HTTPRoute spec (Route and HTTPRoute backends).
       type: dict
-      returned: when O(backend=route)
+      returned: when O(backend=route) or O(backend=httproute)
       sample: {"to": {"kind": "Service", "name": "control", "weight": 90}}
+      contains:
+        to:
+          description: The Route's control backend.
+          type: dict
+          returned: when O(backend=route)
+          sample: {"kind": "Service", "name": "control", "weight": 90}
+        alternateBackends:
+          description: The Route's canary backend, the only entry.
+          type: list
+          elements: dict
+          returned: when O(backend=route)
+          sample: [{"kind": "Service", "name": "canary", "weight": 10}]
+        parentRefs:
+          description: The Gateways the HTTPRoute attaches to (unchanged).
+          type: list
+          elements: dict
+          returned: when O(backend=httproute)
+          sample: [{"name": "veritas-gateway"}]
+        rules:
+          description: The HTTPRoute's rules; only the two weights of rule O(httproute_rule) are set.
+          type: list
+          elements: dict
+          returned: when O(backend=httproute)
+          sample:
+            - matches: [{"path": {"type": "PathPrefix", "value": "/v1"}}]
+              backendRefs:
+                - {"name": "veritas-runtime-control", "port": 8080, "weight": 90}
+                - {"name": "veritas-runtime-canary", "port": 8080, "weight": 10}
 """
 
 import time
@@ -262,9 +293,6 @@ from ansible_collections.veritas.chaos.plugins.module_utils._args import (
 from ansible_collections.veritas.chaos.plugins.module_utils._client import (
     KubeClient,
     get_client,
-    objects_differ,
-    resource_path,
-    strip_volatile,
 )
 from ansible_collections.veritas.chaos.plugins.module_utils._errors import ChaosError
 from ansible_collections.veritas.chaos.plugins.module_utils._guard import (
@@ -273,30 +301,22 @@ from ansible_collections.veritas.chaos.plugins.module_utils._guard import (
 from ansible_collections.veritas.chaos.plugins.module_utils._ledger import (
     recording_client,
 )
+from ansible_collections.veritas.chaos.plugins.module_utils._rollback import (
+    set_weights,
+)
 from ansible_collections.veritas.chaos.plugins.module_utils._runner import run_module
 from ansible_collections.veritas.chaos.plugins.module_utils._traffic import (
-    configmap_patch,
-    configmap_weights,
-    route_patch,
-    route_weights,
+    ROUTE_ARG_SPEC,
+    TRAFFIC_BACKEND_ARG_SPEC,
     split_observed,
+    traffic_backend,
+    validate_backend_options,
     validate_weights,
 )
 from ansible_collections.veritas.chaos.plugins.module_utils._validate import (
     is_http_url,
     validate_input,
 )
-
-ROUTE_API = "route.openshift.io/v1"
-
-
-def _weights_of(obj: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
-    if params["backend"] == "route":
-        weights = route_weights(obj.get("spec"))
-        return {"control": weights["control"], "canary": weights["canary"]}
-    return configmap_weights(
-        obj.get("data"), params["control_key"], params["canary_key"]
-    )
 
 
 def observe_split(options: dict[str, Any], canary: int) -> dict[str, Any]:
@@ -346,9 +366,9 @@ def validate_params(params: dict[str, Any]) -> None:
         params,
         namespaces=("namespace",),
         names=("name",),
-        dns_labels=("route_control_service", "route_canary_service"),
         data_keys=("control_key", "canary_key"),
     )
+    validate_backend_options(params)
     if params["control_key"] == params["canary_key"]:
         raise ChaosError(
             f"canary_key must differ from control_key, got {params['canary_key']!r} for both.",
@@ -393,56 +413,23 @@ def set_traffic_split(
     control, canary = validate_weights(params["control"], params["canary"])
     namespace = params["namespace"]
     name = params["name"]
+    backend = traffic_backend(params)
     guard_namespace(client, namespace, params)
-
-    if params["backend"] == "route":
-        path = resource_path(ROUTE_API, "routes", namespace, name)
-        kind = "Route"
-    else:
-        path = resource_path("v1", "configmaps", namespace, name)
-        kind = "ConfigMap"
-    before = client.get(path, missing_ok=True)
-    if before is None:
-        raise ChaosError(
-            f"{kind} {name} not found in namespace {namespace}.",
-            reason="not_found",
-            name=name,
-            namespace=namespace,
-        )
-
-    if params["backend"] == "route":
-        patch = route_patch(
-            before.get("spec"),
-            control,
-            canary,
-            params["route_control_service"],
-            params["route_canary_service"],
-        )
-    else:
-        patch = configmap_patch(
-            before.get("data"),
-            params["control_key"],
-            params["canary_key"],
-            control,
-            canary,
-        )
-
-    after = before if patch is None else client.patch(path, patch, dry_run=check_mode)
+    outcome = set_weights(
+        client, backend, namespace, name, control, canary, dry_run=check_mode
+    )
     result: dict[str, Any] = {
-        "changed": objects_differ(before, after),
-        "backend": params["backend"],
-        "weights": _weights_of(after, params),
-        "previous_weights": _weights_of(before, params),
-        "object": strip_volatile(after),
+        "changed": outcome["changed"],
+        "backend": backend.name,
+        "weights": outcome["weights"],
+        "previous_weights": outcome["previous_weights"],
+        "object": outcome["after"],
     }
     result["observed"] = None
     if params.get("observe") and not check_mode:
         result["observed"] = observe_split(params["observe"], canary)
     if want_diff:
-        result["diff"] = {
-            "before": strip_volatile(before),
-            "after": strip_volatile(after),
-        }
+        result["diff"] = {"before": outcome["before"], "after": outcome["after"]}
     return result
 
 
@@ -451,19 +438,14 @@ def main() -> None:
         AUTH_ARG_SPEC,
         LEDGER_ARG_SPEC,
         GUARD_ARG_SPEC,
+        TRAFFIC_BACKEND_ARG_SPEC,
+        ROUTE_ARG_SPEC,
         name={"type": "str", "default": "veritas-traffic-config"},
         namespace={"type": "str", "required": True},
-        backend={
-            "type": "str",
-            "choices": ["configmap", "route"],
-            "default": "configmap",
-        },
         control={"type": "int", "required": True},
         canary={"type": "int", "required": True},
         control_key={"type": "str", "default": "control", "no_log": False},
         canary_key={"type": "str", "default": "canary", "no_log": False},
-        route_control_service={"type": "str"},
-        route_canary_service={"type": "str"},
         observe={
             "type": "dict",
             "options": {

@@ -8,6 +8,7 @@ import pytest
 from ansible_collections.veritas.chaos.plugins.module_utils import _runner
 from ansible_collections.veritas.chaos.plugins.module_utils._analysis import Reading
 from ansible_collections.veritas.chaos.plugins.modules import canary_analysis
+from traffic_objects import backend_refs, httproute, httproute_path
 
 CM = "/api/v1/namespaces/lab/configmaps/veritas-traffic-config"
 PROD_CM = "/api/v1/namespaces/prod/configmaps/veritas-traffic-config"
@@ -327,3 +328,129 @@ def test_without_kubernetes_only_a_rollback_fails(
     )
     assert rollback["failed"] and rollback["reason"] == "missing_library"
     assert kube_cm.calls == []
+
+
+HTTPROUTE = httproute_path()
+ROUTE = "/apis/route.openshift.io/v1/namespaces/lab/routes/veritas-runtime"
+DOCS_RULE = {
+    "matches": [{"path": {"type": "PathPrefix", "value": "/docs"}}],
+    "filters": [
+        {
+            "type": "URLRewrite",
+            "urlRewrite": {"path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": "/"}},
+        }
+    ],
+    "backendRefs": backend_refs(("veritas-docs", None), port=80),
+}
+
+
+@pytest.fixture
+def kube_routes(kube):
+    api_rule = {
+        "matches": [{"path": {"type": "PathPrefix", "value": "/v1"}}],
+        "backendRefs": backend_refs(("veritas-control", 90), ("veritas-canary", 10)),
+    }
+    kube.put(HTTPROUTE, httproute(api_rule, DOCS_RULE))
+    kube.put(
+        ROUTE,
+        {
+            "apiVersion": "route.openshift.io/v1",
+            "kind": "Route",
+            "metadata": {"name": "veritas-runtime", "namespace": "lab"},
+            "spec": {
+                "to": {"kind": "Service", "name": "veritas-control", "weight": 90},
+                "alternateBackends": [
+                    {"kind": "Service", "name": "veritas-canary", "weight": 10}
+                ],
+            },
+        },
+    )
+    return kube
+
+
+HTTPROUTE_ROLLBACK = dict(
+    BASE,
+    rollback=True,
+    namespace="lab",
+    backend="httproute",
+    traffic_route="veritas-runtime",
+    httproute_control_service="veritas-control",
+    httproute_canary_service="veritas-canary",
+)
+
+
+def test_fail_rolls_back_an_httproute_keeping_its_other_rules(
+    prometheus, clock, kube_routes, run_module
+):
+    prometheus["script"] = [BAD_ERRORS]
+    result = run_module(canary_analysis, HTTPROUTE_ROLLBACK, kube_routes, diff=True)
+    assert result["verdict"] == "fail" and result["changed"] is True
+    rollback = result["rollback"]
+    assert rollback["backend"] == "httproute" and rollback["performed"] is True
+    assert rollback["previous_weights"] == {"control": 90, "canary": 10}
+    assert rollback["weights"] == {"control": 100, "canary": 0}
+    rules = kube_routes.objects[HTTPROUTE]["spec"]["rules"]
+    assert [ref["weight"] for ref in rules[0]["backendRefs"]] == [100, 0]
+    assert rules[0]["matches"] == [{"path": {"type": "PathPrefix", "value": "/v1"}}]
+    assert rules[1] == DOCS_RULE
+    assert kube_routes.writes == [("PATCH", HTTPROUTE, False)]
+    assert result["diff"]["before"]["spec"]["rules"][0]["backendRefs"][1]["weight"] == 10
+    assert result["diff"]["after"]["spec"]["rules"][0]["backendRefs"][1]["weight"] == 0
+
+    prometheus["queries"].clear()
+    again = run_module(canary_analysis, HTTPROUTE_ROLLBACK, kube_routes)
+    assert again["changed"] is False and again["rollback"]["performed"] is True
+    assert len(kube_routes.writes) == 1
+
+
+def test_fail_rolls_back_a_route(prometheus, clock, kube_routes, run_module):
+    prometheus["script"] = [BAD_ERRORS]
+    args = dict(BASE, rollback=True, namespace="lab", backend="route")
+    args["traffic_route"] = "veritas-runtime"
+    result = run_module(canary_analysis, args, kube_routes)
+    assert result["rollback"]["weights"] == {"control": 100, "canary": 0}
+    assert kube_routes.objects[ROUTE]["spec"]["alternateBackends"] == [
+        {"kind": "Service", "name": "veritas-canary", "weight": 0}
+    ]
+
+
+def test_httproute_check_mode_rollback_is_a_dry_run(
+    prometheus, clock, kube_routes, run_module
+):
+    prometheus["script"] = [BAD_ERRORS]
+    result = run_module(
+        canary_analysis, HTTPROUTE_ROLLBACK, kube_routes, check_mode=True
+    )
+    assert result["rollback"]["would_rollback"] is True
+    assert result["rollback"]["performed"] is False
+    assert result["rollback"]["weights"] == {"control": 100, "canary": 0}
+    assert kube_routes.writes == [("PATCH", HTTPROUTE, True)]
+    rules = kube_routes.objects[HTTPROUTE]["spec"]["rules"]
+    assert [ref["weight"] for ref in rules[0]["backendRefs"]] == [90, 10]
+
+
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [
+        ({"httproute_canary_service": "veritas-preview"}, "httproute_canary_service"),
+        ({"httproute_rule": 1}, "httproute_control_service"),
+        ({"httproute_rule": 7}, "httproute_rule"),
+        ({"traffic_route": None}, "traffic_route"),
+    ],
+)
+def test_an_httproute_rollback_that_cannot_work_fails_before_the_window(
+    prometheus, clock, kube_routes, run_module, args, field
+):
+    result = run_module(canary_analysis, dict(HTTPROUTE_ROLLBACK, **args), kube_routes)
+    assert result["failed"] is True
+    assert result["reason"] == "invalid_input"
+    assert result["field"] == field
+    assert prometheus["queries"] == []
+    assert kube_routes.writes == []
+
+
+def test_missing_httproute_fails_before_the_window(prometheus, clock, kube, run_module):
+    result = run_module(canary_analysis, HTTPROUTE_ROLLBACK, kube)
+    assert result["failed"] and result["reason"] == "not_found"
+    assert "HTTPRoute veritas-runtime not found in namespace lab" in result["msg"]
+    assert prometheus["queries"] == []

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from ansible_collections.veritas.chaos.plugins.modules import gameday_info
 from fake_kube import pod
+from traffic_objects import backend_refs, httproute, httproute_path
 
 
 def test_reads_weights_colour_pods_and_endpoints(kube, run_module):
@@ -82,3 +83,43 @@ def test_missing_objects_are_nulls(kube, run_module):
 def test_production_refused(kube, run_module):
     result = run_module(gameday_info, {"namespace": "prod"}, kube)
     assert result["failed"] and result["reason"] == "production_refused"
+
+
+def test_reads_the_weights_of_an_httproute(kube, run_module):
+    weighted = backend_refs(
+        ("veritas-shadow", 0), ("veritas-canary", 25), ("veritas-control", 75)
+    )
+    kube.put(
+        httproute_path(),
+        httproute(
+            {"backendRefs": backend_refs(("veritas-admin", None), port=8081)},
+            {"backendRefs": weighted},
+        ),
+    )
+    args = {
+        "namespace": "lab",
+        "backend": "httproute",
+        "traffic_route": "veritas-runtime",
+        "httproute_rule": 1,
+        "httproute_control_service": "veritas-control",
+        "httproute_canary_service": "veritas-canary",
+    }
+    result = run_module(gameday_info, args, kube)
+    assert result["changed"] is False and result["backend"] == "httproute"
+    assert result["weights"] == {"control": 75, "canary": 25}
+    assert kube.writes == []
+
+    missing = run_module(
+        gameday_info, dict(args, httproute_canary_service="veritas-preview"), kube
+    )
+    assert missing["failed"] and missing["reason"] == "invalid_input"
+    assert missing["field"] == "httproute_canary_service"
+
+    absent = run_module(gameday_info, dict(args, traffic_route="other"), kube)
+    assert absent["weights"] is None and not absent.get("failed")
+
+
+def test_a_route_backend_needs_traffic_route(kube, run_module):
+    result = run_module(gameday_info, {"namespace": "lab", "backend": "route"}, kube)
+    assert result["failed"] and result["field"] == "traffic_route"
+    assert kube.calls == []

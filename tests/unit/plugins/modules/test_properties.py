@@ -76,6 +76,7 @@ from fake_kube import FakeKube, namespace, pod
 from fake_runtime import FakeRuntimes
 from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
+from traffic_objects import backend_refs, httproute, httproute_path
 
 # Cases for each corrupted option of each module (fewer where an option has fewer malformed
 # values: hypothesis stops when it has tried them all), and for each pure property; the
@@ -233,6 +234,15 @@ def route_world() -> World:
     return World(
         cluster(("/apis/route.openshift.io/v1/namespaces/lab/routes/veritas", route))
     )
+
+
+def httproute_world() -> World:
+    route = httproute(
+        {"backendRefs": backend_refs(("admin", None))},
+        {"backendRefs": backend_refs(("control", 100), ("canary", 0))},
+        name="veritas",
+    )
+    return World(cluster((httproute_path("veritas"), route)))
 
 
 def service_world() -> World:
@@ -751,6 +761,16 @@ ROUTE = {
     "route_control_service": "control",
     "route_canary_service": "canary",
 }
+HTTPROUTE = {
+    "namespace": "lab",
+    "backend": "httproute",
+    "name": "veritas",
+    "control": 75,
+    "canary": 25,
+    "httproute_rule": 1,
+    "httproute_control_service": "control",
+    "httproute_canary_service": "canary",
+}
 SELECTOR = {
     "namespace": "lab",
     "name": "veritas-runtime",
@@ -949,6 +969,21 @@ def build_cases() -> dict[str, list[Case]]:
             route_control_service=at("route_control_service", BAD_NAMESPACE),
             route_canary_service=at("route_canary_service", BAD_NAMESPACE),
             name=at("name", BAD_OBJECT_NAME),
+        ),
+        case(
+            "traffic_split",
+            traffic_split,
+            HTTPROUTE,
+            httproute_world,
+            httproute_control_service=at(
+                "httproute_control_service",
+                BAD_NAMESPACE | st.sampled_from(["admin", "missing"]),
+            ),
+            httproute_canary_service=at(
+                "httproute_canary_service",
+                BAD_NAMESPACE | st.sampled_from(["admin", "control", "missing"]),
+            ),
+            httproute_rule=at("httproute_rule", bad_int(0, 1)),
         ),
         case(
             "service_selector",

@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 from ansible_collections.veritas.chaos.plugins.module_utils import _prometheus
 from ansible_collections.veritas.chaos.plugins.modules import traffic_split
+from traffic_objects import backend_refs, httproute, httproute_path
 
 CM = "/api/v1/namespaces/lab/configmaps/veritas-traffic-config"
 ROUTE = "/apis/route.openshift.io/v1/namespaces/lab/routes/veritas"
@@ -256,3 +257,136 @@ def test_observe_bad_url_is_bad_input(kube_with_cm, run_module):
     )
     assert result["failed"] and result["field"] == "prometheus_url"
     assert kube_with_cm.calls == []
+
+
+HTTPROUTE = httproute_path()
+ADMIN_RULE = {
+    "matches": [{"path": {"type": "PathPrefix", "value": "/admin"}}],
+    "filters": [
+        {
+            "type": "RequestHeaderModifier",
+            "requestHeaderModifier": {"set": [{"name": "x-admin", "value": "1"}]},
+        }
+    ],
+    "backendRefs": backend_refs(("veritas-admin", None), port=8081),
+}
+API_MATCHES = [{"path": {"type": "PathPrefix", "value": "/v1"}}]
+
+
+@pytest.fixture
+def kube_with_httproute(kube):
+    api_rule = {
+        "matches": API_MATCHES,
+        "backendRefs": backend_refs(("veritas-control", 100), ("veritas-canary", 0)),
+    }
+    kube.put(HTTPROUTE, httproute(ADMIN_RULE, api_rule))
+    return kube
+
+
+HTTPROUTE_ARGS = {
+    "namespace": "lab",
+    "backend": "httproute",
+    "name": "veritas-runtime",
+    "httproute_rule": 1,
+    "httproute_control_service": "veritas-control",
+    "httproute_canary_service": "veritas-canary",
+    "control": 90,
+    "canary": 10,
+}
+
+
+def test_httproute_backend_sets_the_backend_ref_weights_then_is_idempotent(
+    kube_with_httproute, run_module
+):
+    kube = kube_with_httproute
+    first = run_module(traffic_split, HTTPROUTE_ARGS, kube)
+    assert first["changed"] is True and first["backend"] == "httproute"
+    assert first["weights"] == {"control": 90, "canary": 10}
+    assert first["previous_weights"] == {"control": 100, "canary": 0}
+    assert kube.writes == [("PATCH", HTTPROUTE, False)]
+    spec = kube.objects[HTTPROUTE]["spec"]
+    assert spec["rules"][0] == ADMIN_RULE
+    assert spec["rules"][1]["matches"] == API_MATCHES
+    assert spec["rules"][1]["backendRefs"] == backend_refs(
+        ("veritas-control", 90), ("veritas-canary", 10)
+    )
+    assert spec["parentRefs"] == [{"name": "veritas-gateway"}]
+    assert first["object"]["spec"] == spec
+
+    second = run_module(traffic_split, HTTPROUTE_ARGS, kube)
+    assert second["changed"] is False
+    assert second["previous_weights"] == second["weights"] == {"control": 90, "canary": 10}
+    assert len(kube.writes) == 1
+
+
+def test_httproute_check_mode_is_a_dry_run_with_a_diff(kube_with_httproute, run_module):
+    kube = kube_with_httproute
+    stored = kube.objects[HTTPROUTE]["spec"]
+    result = run_module(
+        traffic_split, HTTPROUTE_ARGS, kube, check_mode=True, diff=True
+    )
+    assert result["changed"] is True
+    assert kube.writes == [("PATCH", HTTPROUTE, True)]
+    assert kube.objects[HTTPROUTE]["spec"] == stored
+    assert result["weights"] == {"control": 90, "canary": 10}
+    before = result["diff"]["before"]["spec"]["rules"]
+    after = result["diff"]["after"]["spec"]["rules"]
+    assert before[1]["backendRefs"][1]["weight"] == 0
+    assert after[1]["backendRefs"][1]["weight"] == 10
+    assert after[0] == before[0] == ADMIN_RULE
+    assert "resourceVersion" not in result["diff"]["after"]["metadata"]
+
+
+def test_httproute_defaults_to_the_first_two_backend_refs_of_the_first_rule(
+    kube, run_module
+):
+    rule = {"backendRefs": backend_refs(("a", 50), ("b", 50))}
+    kube.put(HTTPROUTE, httproute(rule))
+    args = {key: HTTPROUTE_ARGS[key] for key in ("namespace", "backend", "name")}
+    args.update(control=100, canary=0)
+    result = run_module(traffic_split, args, kube)
+    assert result["changed"] and result["previous_weights"] == {"control": 50, "canary": 50}
+    refs = kube.objects[HTTPROUTE]["spec"]["rules"][0]["backendRefs"]
+    assert [ref["weight"] for ref in refs] == [100, 0]
+
+
+@pytest.mark.parametrize(
+    "override, field, fragment",
+    [
+        (
+            {"httproute_canary_service": "veritas-preview"},
+            "httproute_canary_service",
+            "'veritas-preview' is not a Service among the backendRefs of spec.rules[1]",
+        ),
+        (
+            {"httproute_control_service": "veritas-admin"},
+            "httproute_control_service",
+            "'veritas-admin' is not a Service among the backendRefs of spec.rules[1]",
+        ),
+        ({"httproute_rule": 5}, "httproute_rule", "(it has 2), got 5"),
+        ({"httproute_rule": -1}, "httproute_rule", "(0 or more), got -1"),
+        (
+            {"httproute_canary_service": "Veritas_Canary"},
+            "httproute_canary_service",
+            "must be a DNS-1123 label",
+        ),
+    ],
+)
+def test_httproute_bad_input_names_the_option_and_changes_nothing(
+    kube_with_httproute, run_module, override, field, fragment
+):
+    kube = kube_with_httproute
+    stored = kube.objects[HTTPROUTE]
+    result = run_module(traffic_split, dict(HTTPROUTE_ARGS, **override), kube)
+    assert result["failed"] is True
+    assert result["reason"] == "invalid_input"
+    assert result["field"] == field
+    assert fragment in result["msg"]
+    assert kube.writes == []
+    assert kube.objects[HTTPROUTE] == stored
+
+
+def test_missing_httproute_is_a_clear_error(kube, run_module):
+    result = run_module(traffic_split, HTTPROUTE_ARGS, kube)
+    assert result["failed"] and result["reason"] == "not_found"
+    assert "HTTPRoute veritas-runtime not found in namespace lab" in result["msg"]
