@@ -249,7 +249,6 @@ targets:
       sample: [{"command": ["./cli", "fault", "set", "gpu-unavailable", "--json"], "rc": 0, "stdout": "{}", "stderr": ""}]
 """
 
-import shlex
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
@@ -262,33 +261,24 @@ from ansible_collections.veritas.chaos.plugins.module_utils._args import (
 from ansible_collections.veritas.chaos.plugins.module_utils._client import (
     KubeClient,
     get_client,
-    resource_path,
 )
 from ansible_collections.veritas.chaos.plugins.module_utils._errors import ChaosError
 from ansible_collections.veritas.chaos.plugins.module_utils._exec import exec_in_pod
+from ansible_collections.veritas.chaos.plugins.module_utils._fault_backends import (
+    run_fault,
+)
+from ansible_collections.veritas.chaos.plugins.module_utils._fault_gpu import (
+    GPU_BACKENDS,
+)
 from ansible_collections.veritas.chaos.plugins.module_utils._guard import (
     guard_namespace,
-    is_production,
 )
 from ansible_collections.veritas.chaos.plugins.module_utils._ledger import (
-    record_exec,
     recording_client,
 )
 from ansible_collections.veritas.chaos.plugins.module_utils._nodes import (
-    GPU_FAULT_NAME,
     METHODS,
     NODE_METHODS,
-    dcgm_inject_command,
-    node_view,
-    parse_fault_list,
-    plan_dcgm,
-    plan_node,
-    plan_runtime_flag,
-    pod_annotation_patch,
-    read_record,
-    runtime_clear_command,
-    runtime_list_command,
-    runtime_set_command,
 )
 from ansible_collections.veritas.chaos.plugins.module_utils._runner import run_module
 from ansible_collections.veritas.chaos.plugins.module_utils._runtime_cli import (
@@ -380,352 +370,14 @@ def validate(params: dict[str, Any]) -> None:
                 )
 
 
-def select_nodes(client: KubeClient, params: dict[str, Any]) -> list[dict[str, Any]]:
-    """The nodes named or selected, each once; a named node that does not exist is an error."""
-    found: dict[str, dict[str, Any]] = {}
-    for name in params["nodes"] or []:
-        node = client.get(resource_path("v1", "nodes", name=name), missing_ok=True)
-        if node is None:
-            raise ChaosError(
-                f"Node {name} not found.", reason="not_found", field="nodes", node=name
-            )
-        found[name] = node
-    if params["node_selector"]:
-        for node in client.list(
-            resource_path("v1", "nodes"), label_selector=params["node_selector"]
-        ):
-            found.setdefault(node["metadata"]["name"], node)
-    if not found:
-        raise ChaosError(
-            f"No node matches node_selector {params['node_selector']!r}.",
-            reason="not_found",
-            field="node_selector",
-        )
-    for name, node in found.items():
-        labels = (node.get("metadata") or {}).get("labels")
-        if not params["allow_production"] and is_production(
-            labels, params["production_label"], params["production_value"]
-        ):
-            raise ChaosError(
-                f"Node {name} is labelled {params['production_label']}="
-                f"{params['production_value']} (production); refusing to act on it. "
-                "Set allow_production=true to run there on purpose.",
-                reason="production_refused",
-                node=name,
-            )
-    return [found[name] for name in sorted(found)]
-
-
-def select_pods(client: KubeClient, params: dict[str, Any]) -> list[dict[str, Any]]:
-    namespace = params["namespace"]
-    found: dict[str, dict[str, Any]] = {}
-    for name in params["pods"] or []:
-        pod = client.get(resource_path("v1", "pods", namespace, name), missing_ok=True)
-        if pod is None:
-            raise ChaosError(
-                f"Pod {name} not found in namespace {namespace}.",
-                reason="not_found",
-                field="pods",
-                pod=name,
-            )
-        found[name] = pod
-    if params["label_selector"]:
-        for pod in client.list(
-            resource_path("v1", "pods", namespace),
-            label_selector=params["label_selector"],
-        ):
-            found.setdefault(pod["metadata"]["name"], pod)
-    pods = [
-        p
-        for p in found.values()
-        if not (p.get("metadata") or {}).get("deletionTimestamp")
-        and (p.get("status") or {}).get("phase") == "Running"
-    ]
-    if params["nodes"] or params["node_selector"]:
-        wanted = {n["metadata"]["name"] for n in select_nodes(client, params)}
-        pods = [p for p in pods if (p.get("spec") or {}).get("nodeName") in wanted]
-    if not pods:
-        raise ChaosError(
-            f"No running pod matches pods={params['pods']!r} label_selector="
-            f"{params['label_selector']!r} in namespace {namespace}"
-            + (
-                " on the selected nodes."
-                if params["nodes"] or params["node_selector"]
-                else "."
-            ),
-            reason="not_found",
-            field="pods, label_selector",
-        )
-    return sorted(pods, key=lambda p: p["metadata"]["name"])
-
-
-def apply_node(
-    client: KubeClient, node: dict[str, Any], params: dict[str, Any], check_mode: bool
-) -> dict[str, Any]:
-    name = node["metadata"]["name"]
-    path = resource_path("v1", "nodes", name=name)
-    plan = plan_node(
-        node,
-        params["method"],
-        params["state"],
-        taint_key=params["taint_key"],
-        taint_value=params["taint_value"],
-        taint_effect=params["taint_effect"],
-        resource=params["resource"],
-    )
-    present = params["state"] == "present"
-    # present: record first, then the status change; absent: status first, then drop the record.
-    steps: list[tuple[str, dict[str, Any] | None]] = (
-        [("main", plan["main"]), ("status", plan["status"])]
-        if present
-        else [("status", plan["status"]), ("main", plan["main"])]
-    )
-    responses: dict[str, dict[str, Any]] = {}
-    for kind, patch in steps:
-        if patch is not None:
-            target = path + "/status" if kind == "status" else path
-            responses[kind] = client.patch(target, patch, dry_run=check_mode)
-    if not responses:
-        after = node
-    elif not check_mode:
-        after = (
-            responses[steps[-1][0]]
-            if steps[-1][0] in responses
-            else responses[steps[0][0]]
-        )
-    else:
-        # Each dry run sees the stored object, so compose them: spec and metadata from the
-        # main patch, status from the status patch.
-        after = dict(responses.get("main") or node)
-        if "status" in responses:
-            after["status"] = responses["status"].get("status")
-    before_view = node_view(node, params["resource"])
-    after_view = node_view(after, params["resource"])
-    return {
-        "kind": "Node",
-        "name": name,
-        "namespace": None,
-        "changed": before_view != after_view,
-        "before": before_view,
-        "after": after_view,
-    }
-
-
-def _run(
-    client: KubeClient,
-    pod: dict[str, Any],
-    command: list[str],
-    params: dict[str, Any],
-) -> dict[str, Any]:
-    result = exec_in_pod(
-        client,
-        pod["metadata"]["namespace"],
-        pod["metadata"]["name"],
-        command,
-        container=params["container"],
-        timeout=params["exec_timeout"],
-    ).as_dict()
-    result["command"] = command
-    return result
-
-
-def _check_rc(result: dict[str, Any], what: str, reason: str = "exec_failed") -> None:
-    if result["rc"] != 0:
-        raise ChaosError(
-            "{} failed in pod {} (rc={}): {}".format(
-                what,
-                result["pod"],
-                result["rc"],
-                (result["stderr"] or result["stdout"]).strip()[:500],
-            ),
-            reason=reason,
-            pod=result["pod"],
-            rc=result["rc"],
-            stdout=result["stdout"],
-            stderr=result["stderr"],
-        )
-
-
-def _patch_pod_record(
-    client: KubeClient,
-    pod: dict[str, Any],
-    record: dict[str, Any],
-    old: dict[str, Any],
-    check_mode: bool,
-) -> bool:
-    patch = pod_annotation_patch(record, old)
-    if patch is None:
-        return False
-    path = resource_path(
-        "v1", "pods", pod["metadata"]["namespace"], pod["metadata"]["name"]
-    )
-    client.patch(path, patch, dry_run=check_mode)
-    return True
-
-
-def apply_runtime_flag(
-    client: KubeClient, pod: dict[str, Any], params: dict[str, Any], check_mode: bool
-) -> dict[str, Any]:
-    cli = shlex.split(params["cli_path"])
-    listed = _run(client, pod, runtime_list_command(cli), params)
-    _check_rc(listed, "`cli fault list`")
-    current = parse_fault_list(listed["stdout"]).get(GPU_FAULT_NAME)
-    record = read_record(pod)
-    plan = plan_runtime_flag(current, record, params["state"], params["cpu_fallback"])
-    commands: list[dict[str, Any]] = []
-    present = params["state"] == "present"
-    if present:
-        _patch_pod_record(client, pod, plan["record"], record, check_mode)
-    predicted: dict[str, Any] | None = current
-    if plan["action"] and not check_mode:
-        command = (
-            runtime_set_command(cli, plan["cpu_fallback"])
-            if plan["action"] == "set"
-            else runtime_clear_command(cli)
-        )
-        undo = (
-            runtime_clear_command(cli)
-            if plan["action"] == "set"
-            else runtime_set_command(cli, bool((current or {}).get("cpu_fallback")))
-        )
-        record_exec(client, pod, f"gpu_fault:{GPU_FAULT_NAME}", [undo], params["container"])
-        result = _run(client, pod, command, params)
-        commands.append(result)
-        _check_rc(result, f"`cli fault {plan['action']} {GPU_FAULT_NAME}`")
-        # No silent success: read the flag back.
-        confirm = _run(client, pod, runtime_list_command(cli), params)
-        _check_rc(confirm, "`cli fault list`")
-        predicted = parse_fault_list(confirm["stdout"]).get(GPU_FAULT_NAME)
-        took_effect = (predicted is not None) == (plan["action"] == "set")
-        if not took_effect:
-            raise ChaosError(
-                f"`cli fault {plan['action']} {GPU_FAULT_NAME}` in pod "
-                f"{pod['metadata']['name']} did not take effect (fault list: {predicted!r}).",
-                reason="not_confirmed",
-                pod=pod["metadata"]["name"],
-            )
-    elif plan["action"] == "set":
-        predicted = {"cpu_fallback": True} if plan["cpu_fallback"] else {}
-    elif plan["action"] == "clear":
-        predicted = None
-    if not present:
-        _patch_pod_record(client, pod, plan["record"], record, check_mode)
-    before = {"name": pod["metadata"]["name"], "flag": current, "record": record}
-    after = {
-        "name": pod["metadata"]["name"],
-        "flag": predicted,
-        "record": plan["record"],
-    }
-    return {
-        "kind": "Pod",
-        "name": pod["metadata"]["name"],
-        "namespace": pod["metadata"]["namespace"],
-        "changed": before != after,
-        "before": before,
-        "after": after,
-        "commands": commands,
-    }
-
-
-def dcgm_unavailable(result: dict[str, Any], dcgmi: str) -> ChaosError:
-    output = (result["stderr"] or result["stdout"]).strip()[:300]
-    if result["rc"] == -1 and not output:
-        # the exec error channel carried no exit code: the command could not start
-        output = "the command could not be started (not installed in the container?)"
-    return ChaosError(
-        f"{dcgmi} is not usable in pod {result['pod']} (rc={result['rc']}: "
-        f"{output or 'no output'}). The dcgm method needs real NVIDIA DCGM: the dcgmi tool "
-        "and a running nv-hostengine on a GPU node. On simulated nodes use method "
-        "runtime_flag, taint, cordon or capacity.",
-        reason="dcgm_unavailable",
-        pod=result["pod"],
-    )
-
-
-def apply_dcgm(
-    client: KubeClient, pod: dict[str, Any], params: dict[str, Any], check_mode: bool
-) -> dict[str, Any]:
-    dcgmi = params["dcgmi_path"]
-    record = read_record(pod)
-    plan = plan_dcgm(
-        record,
-        params["state"],
-        params["dcgm_gpu_ids"],
-        params["dcgm_field_id"],
-        params["dcgm_value"],
-        params["dcgm_clear_value"],
-    )
-    commands: list[dict[str, Any]] = []
-    if plan["injections"]:
-        try:
-            probe = _run(client, pod, [dcgmi, "discovery", "-l"], params)
-        except ChaosError as exc:
-            if exc.reason != "exec_failed":
-                raise
-            probe = {
-                "pod": pod["metadata"]["name"],
-                "rc": -1,
-                "stdout": "",
-                "stderr": exc.msg,
-            }
-        if probe["rc"] != 0:
-            raise dcgm_unavailable(probe, dcgmi)
-        present = params["state"] == "present"
-        if present:
-            _patch_pod_record(client, pod, plan["record"], record, check_mode)
-        if not check_mode:
-            for gpu_id, field_id, value in plan["injections"]:
-                result = _run(
-                    client,
-                    pod,
-                    dcgm_inject_command(dcgmi, gpu_id, field_id, value),
-                    params,
-                )
-                commands.append(result)
-                _check_rc(result, "`dcgmi test --inject`")
-        if not present:
-            _patch_pod_record(client, pod, plan["record"], record, check_mode)
-    else:
-        _patch_pod_record(client, pod, plan["record"], record, check_mode)
-    before = {"name": pod["metadata"]["name"], "record": record}
-    after = {"name": pod["metadata"]["name"], "record": plan["record"]}
-    return {
-        "kind": "Pod",
-        "name": pod["metadata"]["name"],
-        "namespace": pod["metadata"]["namespace"],
-        "changed": before != after,
-        "before": before,
-        "after": after,
-        "commands": commands,
-    }
-
-
 def gpu_fault(
     client: KubeClient, params: dict[str, Any], check_mode: bool, want_diff: bool
 ) -> dict[str, Any]:
     validate(params)
-    method = params["method"]
-    targets: list[dict[str, Any]] = []
-    if method in NODE_METHODS:
-        for node in select_nodes(client, params):
-            targets.append(apply_node(client, node, params, check_mode))
-    else:
+    if params["method"] not in NODE_METHODS:
         guard_namespace(client, params["namespace"], params)
-        apply = apply_runtime_flag if method == "runtime_flag" else apply_dcgm
-        for pod in select_pods(client, params):
-            targets.append(apply(client, pod, params, check_mode))
-    result: dict[str, Any] = {
-        "changed": any(t["changed"] for t in targets),
-        "method": method,
-        "state": params["state"],
-        "targets": targets,
-    }
-    if want_diff:
-        result["diff"] = {
-            "before": {t["name"]: t["before"] for t in targets},
-            "after": {t["name"]: t["after"] for t in targets},
-        }
-    return result
+    backend = GPU_BACKENDS[params["method"]](client, params, exec_in_pod)
+    return run_fault(backend, params, check_mode, want_diff)
 
 
 def argument_spec() -> dict[str, dict[str, Any]]:
