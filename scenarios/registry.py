@@ -26,7 +26,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,8 @@ TEMPLATE_MARKS = ("{{", "{%", "{#")
 ENGINE_ROLE = "roles/gameday"
 SCENARIO_FOLDERS = f"{ENGINE_ROLE}/scenarios"
 SCENARIO_DEFAULTS = f"{ENGINE_ROLE}/defaults/main"
+# The variables of each topology copy's molecule runs (registry topology_copies).
+COPY_VARS = "molecule/shared/vars/copies"
 SCENARIO_FILES = ("inject.yml", "observe.yml", "measure.yml")
 MEASURES_FACT = "gameday_measures"
 ENGINE_PLAYBOOK = "gameday.yml"
@@ -156,11 +158,30 @@ class Topology:
 
 
 @dataclass(frozen=True)
+class TopologyCopy:
+    """A copy of a topology in a namespace of its own, reached through another traffic
+    interface; molecule plays its game days there as runs <id>_on_<copy>, with the copy's
+    variables from molecule/shared/vars/copies/<copy>.yml (what an inventory sets for it)."""
+
+    name: str
+    of: str
+    game_days: tuple[str, ...]
+
+    @property
+    def vars_file(self) -> str:
+        return f"{COPY_VARS}/{self.name}.yml"
+
+    def run(self, scenario_id: str) -> str:
+        return f"{scenario_id}_on_{self.name}"
+
+
+@dataclass(frozen=True)
 class Registry:
     topologies: dict[str, Topology]
     report_criteria: tuple[Criterion, ...]
     molecule_extra: tuple[str, ...]
     scenarios: tuple[Scenario, ...]
+    topology_copies: dict[str, TopologyCopy] = field(default_factory=dict)
 
     def of_topology(self, topology: str) -> list[Scenario]:
         return [s for s in self.scenarios if s.topology == topology]
@@ -174,7 +195,16 @@ class Registry:
             for scenario in self.of_topology(topology):
                 runs[scenario.id] = (scenario, None)
                 runs.update({name: (scenario, negative) for name, negative in scenario.negative_runs().items()})
+            for copy in self.topology_copies.values():
+                if copy.of == topology:
+                    runs.update({copy.run(s.id): (s, None) for s in self.scenarios if s.id in copy.game_days})
         return runs
+
+    def copy_of_run(self, run: str) -> TopologyCopy | None:
+        """The topology copy a run plays on (None for a run on the topology itself)."""
+        return next(
+            (c for c in self.topology_copies.values() for s in c.game_days if c.run(s) == run), None
+        )
 
     def molecule_runs(self) -> list[str]:
         """What molecule/run.sh runs, in order: the game days' runs, then the extra scenarios."""
@@ -363,12 +393,21 @@ def _topology(name: str, data: Any, errors: list[str], root: Path) -> Topology:
     )
 
 
+def _topology_copy(name: str, data: Any, errors: list[str], root: Path) -> TopologyCopy:
+    c = _Fields(data, f"topology_copies.{name}", {"of": str, "game_days": STR_LIST}, {}, errors)
+    copy = TopologyCopy(name=name, of=str(c.get("of", "")), game_days=tuple(c.get("game_days") or ()))
+    if not (root / copy.vars_file).is_file():
+        errors.append(f"topology_copies.{name}: its variables file {copy.vars_file} does not exist")
+    return copy
+
+
 def from_data(data: Any, root: Path = REPO) -> Registry:
     """Builds the registry from its parsed YAML; raises RegistryError listing every problem."""
     errors: list[str] = []
     top = _Fields(
         data, "registry",
-        {"topologies": dict, "report_criteria": list, "molecule_extra": STR_LIST, "scenarios": list}, {}, errors,
+        {"topologies": dict, "report_criteria": list, "molecule_extra": STR_LIST, "scenarios": list},
+        {"topology_copies": dict}, errors,
     )
     registry = Registry(
         topologies={name: _topology(name, value, errors, root) for name, value in (top.get("topologies") or {}).items()},
@@ -377,6 +416,9 @@ def from_data(data: Any, root: Path = REPO) -> Registry:
         ),
         molecule_extra=tuple(top.get("molecule_extra") or ()),
         scenarios=tuple(_scenario(s, _entry_name(s, i), errors) for i, s in enumerate(top.get("scenarios") or [])),
+        topology_copies={
+            name: _topology_copy(name, value, errors, root) for name, value in (top.get("topology_copies") or {}).items()
+        },
     )
     if not errors:
         errors += _validate(registry, root)
@@ -395,7 +437,17 @@ def _validate(registry: Registry, root: Path) -> list[str]:
         errors.append(f"scenarios: id {dup!r} is used by more than one entry")
     for dup in _duplicates([s.number for s in registry.scenarios]):
         errors.append(f"scenarios: number {dup} is used by more than one entry")
+    for copy in registry.topology_copies.values():
+        if copy.of not in registry.topologies:
+            errors.append(f"topology_copies.{copy.name}.of: {copy.of!r} is not one of {', '.join(registry.topologies)}")
+        for game_day in copy.game_days:
+            played = next((s for s in registry.scenarios if s.id == game_day), None)
+            if played is None or played.topology != copy.of:
+                errors.append(
+                    f"topology_copies.{copy.name}.game_days: {game_day!r} is no game day of the {copy.of} topology"
+                )
     runs = [name for s in registry.scenarios for name in (s.id, *s.negative_runs())]
+    runs += [c.run(g) for c in registry.topology_copies.values() for g in c.game_days]
     for dup in _duplicates(runs + list(registry.molecule_extra)):
         errors.append(f"molecule run {dup!r} is named by more than one entry (game days' runs and molecule_extra)")
     report_ids = [c.id for c in registry.report_criteria]
@@ -521,6 +573,10 @@ def molecule_vars(registry: Registry, run: str) -> dict[str, Any]:
             "silence": list(negative.silence),
         }
         values["veritas_gameday_hosts"] = []
+    copy = registry.copy_of_run(run)
+    if copy is not None:
+        values["molecule_copy"] = copy.name
+        values.update(read_yaml(REPO / copy.vars_file) or {})
     return values
 
 

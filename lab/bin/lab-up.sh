@@ -60,6 +60,13 @@ done
 kubectl get serviceaccount default -n default >/dev/null
 log "control plane usable after $(( $(date +%s) - start ))s"
 
+# The lab's own CRDs (the Gateway API HTTPRoute): Established before the data plane's controller
+# lists HTTPRoutes and before lab/manifests (which has an HTTPRoute) is applied.
+if [ -d "$REPO_ROOT/lab/manifests/crds" ]; then
+  kubectl apply -f "$REPO_ROOT/lab/manifests/crds" >/dev/null
+  kubectl wait --for=condition=Established -f "$REPO_ROOT/lab/manifests/crds" --timeout=60s >/dev/null
+fi
+
 for c in "${LAB_COMPONENTS[@]}"; do
   if [ -x "$REPO_ROOT/lab/$c/up.sh" ]; then
     log "starting $c"

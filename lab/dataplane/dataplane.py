@@ -1,19 +1,23 @@
 #!/usr/bin/env python3
 """The lab's data plane: HAProxy configuration and the controller that drives it.
 
-HAProxy (Debian's package) listens on two frontends:
-  * canary    - each request is drawn for `control` or `canary` with the ConfigMap's weights
-                (as Envoy's weighted clusters do), then balanced over that variant's Ready pods;
+HAProxy (Debian's package) listens on these frontends:
+  * canary frontends (config.yml `canary_frontends`), one per canary topology: each request is
+                drawn for `control` or `canary` with the weights of the frontend's source (as
+                Envoy's weighted clusters do), then balanced over that variant's Ready pods:
+      - canary           the ConfigMap's weights (veritas-traffic-config);
+      - canary_httproute the backendRefs' weights of a Gateway API HTTPRoute (veritas-hr-route);
   * bluegreen - the pods that match the Service's selector and are Ready.
 
-The controller follows the traffic ConfigMap, the Service and the runtime pods through watches
-and applies the difference to HAProxy through its runtime API (stats socket):
+The controller follows the traffic ConfigMap, the HTTPRoute, the Service and the runtime pods
+through watches and applies the difference to HAProxy through its runtime API (stats socket):
   * pods       -> dynamic servers (`add server`, `set server ... addr|state`, `del server`),
                   one per pod, named after the pod, in the backend of its variant / colour;
-  * weights    -> `set map` on canary.map (draw threshold, which variants are on, fallback);
+  * weights    -> `set map` on <frontend>.map (draw threshold, which variants are on, fallback);
   * selector   -> `set map` on bluegreen.map (the active colour backend).
 
-Every response carries X-Veritas-Variant (backend name) and X-Veritas-Pod (server name).
+Every response carries X-Veritas-Variant (the variant: control, canary, blue, green) and
+X-Veritas-Pod (server name).
 
 CLI:
   dataplane.py render --config C --run-dir D      write haproxy.cfg and the map files into D
@@ -31,7 +35,7 @@ import socket
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -45,6 +49,10 @@ log = logging.getLogger("dataplane")
 
 # --------------------------------------------------------------------------- config
 
+HTTPROUTE_GROUP, HTTPROUTE_VERSION, HTTPROUTE_PLURAL = "gateway.networking.k8s.io", "v1", "httproutes"
+HTTPROUTE_DEFAULT_WEIGHT = 1  # the Gateway API's default for a backendRef without a weight
+FALLBACK_ANNOTATION = "lab.veritas.io/fallback"  # on an HTTPRoute: "false" turns fallback off
+
 
 def load_config(path: str | os.PathLike | None = None) -> dict:
     path = Path(path or os.environ.get("DATAPLANE_CONFIG") or DEFAULT_CONFIG)
@@ -55,14 +63,48 @@ def load_config(path: str | os.PathLike | None = None) -> dict:
     return cfg
 
 
+def canary_frontends(cfg: dict) -> list[dict]:
+    """The canary frontends of config.yml (`canary_frontends`: names of sections), each as one
+    dict with every setting resolved: name, port, namespace, weights_from, variants, variant_label,
+    pod_selector, default_weights, fallback_when_empty, prefix and backends (variant -> HAProxy
+    backend name), plus the section's own keys (configmap, httproute)."""
+    out = []
+    for name in cfg.get("canary_frontends") or ["canary"]:
+        sec = dict(cfg[name])
+        prefix = str(sec.get("backend_prefix") or "")
+        variants = list(sec["variants"])
+        weights_from = sec.get("weights_from", "configmap")
+        if weights_from not in ("configmap", "httproute"):
+            raise ValueError(f"{name}: weights_from must be configmap or httproute, got {weights_from!r}")
+        sec.update(
+            name=name,
+            port=cfg["haproxy"][f"{name}_port"],
+            namespace=sec.get("namespace") or cfg["namespace"],
+            weights_from=weights_from,
+            variants=variants,
+            variant_label=sec.get("variant_label", "variant"),
+            pod_selector=dict(sec.get("pod_selector") or {}),
+            default_weights=dict(sec.get("default_weights") or {variants[0]: 100}),
+            fallback_when_empty=bool(sec.get("fallback_when_empty", True)),
+            prefix=prefix,
+            backends={v: prefix + v for v in variants},
+        )
+        out.append(sec)
+    names = [b for f in out for b in f["backends"].values()] + list(cfg["bluegreen"]["colours"]) + ["be_none"]
+    if len(set(names)) != len(names):
+        raise ValueError(f"HAProxy backend names collide (set backend_prefix): {names}")
+    return out
+
+
 def addresses(cfg: dict) -> dict:
     h = cfg["haproxy"]
-    return {
-        "canary": f"http://{h['bind']}:{h['canary_port']}",
+    out = {f["name"]: f"http://{h['bind']}:{f['port']}" for f in canary_frontends(cfg)}
+    out.update({
         "bluegreen": f"http://{h['bind']}:{h['bluegreen_port']}",
         "metrics": f"http://{h['bind']}:{h['stats_port']}/metrics",
         "stats": f"http://{h['bind']}:{h['stats_port']}/stats",
-    }
+    })
+    return out
 
 
 # --------------------------------------------------------------------------- rendering
@@ -74,13 +116,43 @@ LOG_FORMAT = (
 )
 
 
+def render_canary_frontend(f: dict, bind: str, run_dir: Path) -> list[str]:
+    """One canary frontend: draw control / canary with the map's threshold, fall back to the
+    other variant when the one drawn has no server up (if allowed and that one is on)."""
+    control, canary = f["variants"][:2]
+    bc, bk = f["backends"][control], f["backends"][canary]
+    cmap = run_dir / f"{f['name']}.map"
+    lines = [
+        f"frontend fe_{f['name']}",
+        f"    bind {bind}:{f['port']}",
+        f"    http-request set-var(txn.draw) rand({DRAW_SCALE})",
+        f"    http-request set-var(txn.threshold) str(threshold),map_str_int({cmap},0)",
+        "    acl pick_canary var(txn.draw),sub(txn.threshold) -m int lt 0",
+        f"    acl control_on str({control}_on),map_str_int({cmap},0) -m int gt 0",
+        f"    acl canary_on str({canary}_on),map_str_int({cmap},0) -m int gt 0",
+        f"    acl fallback str(fallback),map_str_int({cmap},0) -m int gt 0",
+        f"    acl control_up nbsrv({bc}) gt 0",
+        f"    acl canary_up nbsrv({bk}) gt 0",
+        "    use_backend be_none if !control_on !canary_on",
+        f"    use_backend {bk} if pick_canary canary_up",
+        f"    use_backend {bc} if pick_canary fallback control_on control_up",
+        f"    use_backend {bk} if pick_canary",
+        f"    use_backend {bc} if control_up",
+        f"    use_backend {bk} if fallback canary_on canary_up",
+        f"    default_backend {bc}",
+    ]
+    if not f["prefix"]:  # backend name = variant
+        lines.append("    http-response set-header X-Veritas-Variant %b")
+    # else: each backend sets X-Veritas-Variant to its variant (backend rules run first)
+    lines += ["    http-response set-header X-Veritas-Pod %s", ""]
+    return lines
+
+
 def render_haproxy_cfg(cfg: dict, run_dir: Path) -> str:
     h = cfg["haproxy"]
-    variants = cfg["canary"]["variants"]
-    control, canary = variants[0], variants[1]
+    fronts = canary_frontends(cfg)
     colours = cfg["bluegreen"]["colours"]
     sock = run_dir / "haproxy.sock"
-    cmap = run_dir / "canary.map"
     bmap = run_dir / "bluegreen.map"
     bind = h["bind"]
     lines = [
@@ -115,26 +187,10 @@ def render_haproxy_cfg(cfg: dict, run_dir: Path) -> str:
         "    stats uri /stats",
         "    stats refresh 5s",
         "",
-        "frontend fe_canary",
-        f"    bind {bind}:{h['canary_port']}",
-        f"    http-request set-var(txn.draw) rand({DRAW_SCALE})",
-        f"    http-request set-var(txn.threshold) str(threshold),map_str_int({cmap},0)",
-        "    acl pick_canary var(txn.draw),sub(txn.threshold) -m int lt 0",
-        f"    acl control_on str({control}_on),map_str_int({cmap},0) -m int gt 0",
-        f"    acl canary_on str({canary}_on),map_str_int({cmap},0) -m int gt 0",
-        f"    acl fallback str(fallback),map_str_int({cmap},0) -m int gt 0",
-        f"    acl control_up nbsrv({control}) gt 0",
-        f"    acl canary_up nbsrv({canary}) gt 0",
-        "    use_backend be_none if !control_on !canary_on",
-        f"    use_backend {canary} if pick_canary canary_up",
-        f"    use_backend {control} if pick_canary fallback control_on control_up",
-        f"    use_backend {canary} if pick_canary",
-        f"    use_backend {control} if control_up",
-        f"    use_backend {canary} if fallback canary_on canary_up",
-        f"    default_backend {control}",
-        "    http-response set-header X-Veritas-Variant %b",
-        "    http-response set-header X-Veritas-Pod %s",
-        "",
+    ]
+    for f in fronts:
+        lines += render_canary_frontend(f, bind, run_dir)
+    lines += [
         "frontend fe_bluegreen",
         f"    bind {bind}:{h['bluegreen_port']}",
         f"    use_backend %[str(active),map({bmap},be_none)]",
@@ -149,22 +205,32 @@ def render_haproxy_cfg(cfg: dict, run_dir: Path) -> str:
         ),
         "",
     ]
-    for name in list(variants) + list(colours):
+    for f in fronts:
+        for v in f["variants"]:
+            lines += [f"backend {f['backends'][v]}", "    balance roundrobin"]
+            if f["prefix"]:
+                lines.append(f"    http-response set-header X-Veritas-Variant {v}")
+            lines.append("")
+    for name in colours:
         lines += [f"backend {name}", "    balance roundrobin", ""]
     return "\n".join(lines)
 
 
-def initial_maps(cfg: dict) -> tuple[str, str]:
-    control, canary = cfg["canary"]["variants"][:2]
-    canary_map = f"threshold 0\n{control}_on 0\n{canary}_on 0\nfallback 0\n"
-    return canary_map, "active none\n"
+def initial_maps(cfg: dict) -> dict[str, str]:
+    """{map file name: content}: every canary frontend off (503) and no active colour, until
+    the controller has seen the cluster."""
+    out = {}
+    for f in canary_frontends(cfg):
+        control, canary = f["variants"][:2]
+        out[f"{f['name']}.map"] = f"threshold 0\n{control}_on 0\n{canary}_on 0\nfallback 0\n"
+    out["bluegreen.map"] = "active none\n"
+    return out
 
 
 def render(cfg: dict, run_dir: Path) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
-    cmap, bmap = initial_maps(cfg)
-    (run_dir / "canary.map").write_text(cmap)
-    (run_dir / "bluegreen.map").write_text(bmap)
+    for name, text in initial_maps(cfg).items():
+        (run_dir / name).write_text(text)
     out = run_dir / "haproxy.cfg"
     out.write_text(render_haproxy_cfg(cfg, run_dir))
     return out
@@ -255,15 +321,28 @@ class PodView:
     labels: dict
     address: tuple[str, int] | None
     ready: bool
+    namespace: str | None = None  # None: the data plane's namespace (config.yml `namespace`)
 
 
-@dataclass
 class ClusterView:
-    pods: dict[str, PodView] = field(default_factory=dict)
-    configmap: dict | None = None  # data, or None if absent
-    selector: dict | None = None  # service selector, or None if the service is absent
-    last_event: float = 0.0
-    last_event_what: str = ""
+    """What the watches have seen. `sources` holds each canary frontend's weight source (the
+    ConfigMap's data, or the HTTPRoute as a dict), None while it does not exist; `configmap` is
+    the first frontend's ("canary")."""
+
+    def __init__(self):
+        self.pods: dict[str, PodView] = {}
+        self.sources: dict[str, dict | None] = {}
+        self.selector: dict | None = None  # service selector, or None if the service is absent
+        self.last_event = 0.0
+        self.last_event_what = ""
+
+    @property
+    def configmap(self) -> dict | None:
+        return self.sources.get("canary")
+
+    @configmap.setter
+    def configmap(self, data: dict | None):
+        self.sources["canary"] = data
 
 
 def parse_address(value: str | None) -> tuple[str, int] | None:
@@ -285,15 +364,19 @@ def pod_view(pod, annotation: str) -> PodView:
             if c.type == "Ready" and c.status == "True":
                 ready = True
     addr = parse_address((md.annotations or {}).get(annotation))
-    return PodView(md.name, dict(md.labels or {}), addr, ready and addr is not None)
+    return PodView(md.name, dict(md.labels or {}), addr, ready and addr is not None, md.namespace)
 
 
-def parse_weights(data: dict | None, cfg: dict, previous: dict | None) -> tuple[dict, bool]:
-    """Weights per variant and the fallback flag from the ConfigMap data."""
-    variants = cfg["canary"]["variants"]
-    fallback = bool(cfg["canary"].get("fallback_when_empty", True))
+def _truthy(value) -> bool:
+    return str(value).strip().lower() in ("1", "true", "yes", "on")
+
+
+def configmap_weights(data: dict | None, f: dict, previous: dict | None) -> tuple[dict, bool]:
+    """Weights per variant and the fallback flag from a ConfigMap's data (frontend `f`)."""
+    variants = f["variants"]
+    fallback = bool(f.get("fallback_when_empty", True))
     if data is None:
-        w = {v: int(cfg["canary"]["default_weights"].get(v, 0)) for v in variants}
+        w = {v: int(f["default_weights"].get(v, 0)) for v in variants}
         return w, fallback
     weights = {}
     for v in variants[:2]:
@@ -309,40 +392,139 @@ def parse_weights(data: dict | None, cfg: dict, previous: dict | None) -> tuple[
             val = 0.0
         weights[v] = val
     if "fallback" in data:
-        fallback = str(data["fallback"]).strip().lower() in ("1", "true", "yes", "on")
+        fallback = _truthy(data["fallback"])
     return weights, fallback
 
 
-def desired_state(view: ClusterView, cfg: dict, previous_weights=None):
-    ccfg, bcfg = cfg["canary"], cfg["bluegreen"]
-    control, canary = ccfg["variants"][:2]
-    vlabel, clabel = ccfg["variant_label"], bcfg["colour_label"]
-    selector_extra = ccfg.get("pod_selector") or {}
-    backends: dict[str, dict[str, dict]] = {b: {} for b in ccfg["variants"] + bcfg["colours"]}
-    svc_sel = view.selector or {}
-    for p in view.pods.values():
-        if p.address is None:
+def parse_weights(data: dict | None, cfg: dict, previous: dict | None) -> tuple[dict, bool]:
+    """Weights per variant and the fallback flag from the ConfigMap data (the `canary` section)."""
+    f = {"variants": cfg["canary"]["variants"], "default_weights": cfg["canary"]["default_weights"],
+         "fallback_when_empty": cfg["canary"].get("fallback_when_empty", True)}
+    return configmap_weights(data, f, previous)
+
+
+def route_weights(route: dict | None, f: dict, previous: dict | None = None) -> tuple[dict, bool, list[str]]:
+    """Weights per variant, the fallback flag and notes (what was left out, and why) from an
+    HTTPRoute (frontend `f` with weights_from: httproute).
+
+    As a Gateway API implementation reads it: rule f.httproute.rule of spec.rules; each of its
+    backendRefs that is a Service (group "" / core, kind Service, the default) of the route's own
+    namespace carries its weight (default 1, 0 = no traffic) to the variant f.httproute.backends
+    maps the Service to; the weights of one variant add up. Route absent: default_weights. No such
+    rule, or no usable backendRef: every weight 0 (no traffic, 503). A weight that is not a
+    non-negative integer (the CRD's schema refuses them): the previous weights."""
+    variants = f["variants"][:2]
+    rcfg = f["httproute"]
+    fallback = bool(f.get("fallback_when_empty", True))
+    notes: list[str] = []
+    if route is None:
+        return {v: int(f["default_weights"].get(v, 0)) for v in f["variants"]}, fallback, notes
+    meta = route.get("metadata") or {}
+    ann = (meta.get("annotations") or {}).get(FALLBACK_ANNOTATION)
+    if ann is not None:
+        fallback = _truthy(ann)
+    weights = dict.fromkeys(variants, 0)
+    index = int(rcfg.get("rule", 0))
+    rules = (route.get("spec") or {}).get("rules") or []
+    if not 0 <= index < len(rules):
+        notes.append(f"spec.rules[{index}] does not exist (the route has {len(rules)} rules): no traffic")
+        return weights, fallback, notes
+    route_ns = meta.get("namespace") or f.get("namespace")
+    mapping = rcfg.get("backends") or {}
+    used = 0
+    for i, ref in enumerate((rules[index] or {}).get("backendRefs") or []):
+        ref = ref or {}
+        where = f"spec.rules[{index}].backendRefs[{i}] ({ref.get('name')})"
+        group, kind = ref.get("group") or "", ref.get("kind") or "Service"
+        if group not in ("", "core") or kind != "Service":
+            notes.append(f"{where}: {kind}.{group or 'core'} is not a Service: left out")
             continue
-        entry = {"addr": p.address[0], "port": p.address[1], "ready": p.ready}
-        v = p.labels.get(vlabel)
-        if v in ccfg["variants"] and all(p.labels.get(k) == val for k, val in selector_extra.items()):
-            backends[v][p.name] = entry
-        c = p.labels.get(clabel)
-        if (
-            c in bcfg["colours"]
-            and svc_sel
-            and all(p.labels.get(k) == val for k, val in svc_sel.items())
-        ):
-            backends[c][p.name] = entry
-    weights, fallback = parse_weights(view.configmap, cfg, previous_weights)
+        if ref.get("namespace") and ref["namespace"] != route_ns:
+            notes.append(f"{where}: Service of namespace {ref['namespace']} (no ReferenceGrant here): left out")
+            continue
+        variant = mapping.get(ref.get("name"))
+        if variant not in weights:
+            notes.append(f"{where}: Service not mapped to a variant (httproute.backends): left out")
+            continue
+        raw = ref.get("weight")
+        raw = HTTPROUTE_DEFAULT_WEIGHT if raw is None else raw
+        if isinstance(raw, bool) or not isinstance(raw, int) or raw < 0:
+            log.warning("httproute: bad weight %s=%r, keeping previous", where, raw)
+            notes.append(f"{where}: bad weight {raw!r}: previous weights kept")
+            return (dict(previous) if previous is not None else weights), fallback, notes
+        weights[variant] += raw
+        used += 1
+    if not used:
+        notes.append(f"spec.rules[{index}] has no backendRef to a mapped Service: no traffic")
+    return weights, fallback, notes
+
+
+def frontend_weights(source: dict | None, f: dict, previous: dict | None) -> tuple[dict, bool, list[str]]:
+    """Weights, fallback flag and notes of canary frontend `f` from its source (ConfigMap data or
+    HTTPRoute; None while it does not exist)."""
+    if f["weights_from"] == "httproute":
+        return route_weights(source, f, previous)
+    w, fb = configmap_weights(source, f, previous)
+    return w, fb, []
+
+
+def draw_map(weights: dict, fallback: bool, variants: list[str]) -> dict[str, str]:
+    """The canary map of a frontend: draw threshold (canary share of DRAW_SCALE), which variants
+    are on (weight > 0), fallback."""
+    control, canary = variants[:2]
     total = weights[control] + weights[canary]
     threshold = 0 if total <= 0 else round(weights[canary] * DRAW_SCALE / total)
-    cmap = {
+    return {
         "threshold": str(threshold),
         f"{control}_on": "1" if weights[control] > 0 else "0",
         f"{canary}_on": "1" if weights[canary] > 0 else "0",
         "fallback": "1" if fallback else "0",
     }
+
+
+def desired_state(view: ClusterView, cfg: dict, previous_weights: dict | None = None):
+    """(backends {backend: {server: {addr, port, ready}}}, maps {map name: {key: value}},
+    weights {frontend: {variant: weight}}, notes {frontend: [str]}) for the cluster view."""
+    previous_weights = previous_weights or {}
+    fronts = canary_frontends(cfg)
+    bcfg = cfg["bluegreen"]
+    clabel = bcfg["colour_label"]
+    main_ns = cfg["namespace"]
+    backends: dict[str, dict[str, dict]] = {}
+    for f in fronts:
+        for v in f["variants"]:
+            backends[f["backends"][v]] = {}
+    for c in bcfg["colours"]:
+        backends[c] = {}
+    svc_sel = view.selector or {}
+    for p in view.pods.values():
+        if p.address is None:
+            continue
+        ns = p.namespace or main_ns
+        entry = {"addr": p.address[0], "port": p.address[1], "ready": p.ready}
+        for f in fronts:
+            v = p.labels.get(f["variant_label"])
+            if (
+                ns == f["namespace"]
+                and v in f["variants"]
+                and all(p.labels.get(k) == val for k, val in f["pod_selector"].items())
+            ):
+                backends[f["backends"][v]][p.name] = entry
+        c = p.labels.get(clabel)
+        if (
+            ns == main_ns
+            and c in bcfg["colours"]
+            and svc_sel
+            and all(p.labels.get(k) == val for k, val in svc_sel.items())
+        ):
+            backends[c][p.name] = entry
+    maps: dict[str, dict[str, str]] = {}
+    weights: dict[str, dict] = {}
+    notes: dict[str, list[str]] = {}
+    for f in fronts:
+        w, fb, n = frontend_weights(view.sources.get(f["name"]), f, previous_weights.get(f["name"]))
+        weights[f["name"]], notes[f["name"]] = w, n
+        maps[f"{f['name']}.map"] = draw_map(w, fb, f["variants"])
     active = "none"
     if svc_sel:
         if svc_sel.get(clabel) in bcfg["colours"]:
@@ -351,99 +533,193 @@ def desired_state(view: ClusterView, cfg: dict, previous_weights=None):
             cols = {c for c in bcfg["colours"] if backends[c]}
             if len(cols) == 1:
                 active = cols.pop()
-    return backends, cmap, {"active": active}, weights
+    maps["bluegreen.map"] = {"active": active}
+    return backends, maps, weights, notes
+
+
+@dataclass(frozen=True)
+class WatchSpec:
+    """One list/watch of the controller: kind (pods, configmap, service, httproute), namespace,
+    the object's name (None: every object with the pod label) and the canary frontend whose
+    weight source it is."""
+
+    kind: str
+    namespace: str
+    name: str | None = None
+    frontend: str | None = None
+
+    @property
+    def key(self) -> str:
+        return "/".join(x for x in (self.kind, self.namespace, self.name) if x)
+
+
+def watch_specs(cfg: dict) -> list[WatchSpec]:
+    """What the controller follows: the runtime pods of every namespace a frontend serves, each
+    canary frontend's ConfigMap or HTTPRoute, the blue-green Service."""
+    fronts = canary_frontends(cfg)
+    namespaces = [cfg["namespace"]] + [f["namespace"] for f in fronts]
+    specs = [WatchSpec("pods", ns) for ns in dict.fromkeys(namespaces)]
+    for f in fronts:
+        if f["weights_from"] == "httproute":
+            specs.append(WatchSpec("httproute", f["namespace"], f["httproute"]["name"], f["name"]))
+        else:
+            specs.append(WatchSpec("configmap", f["namespace"], f["configmap"], f["name"]))
+    specs.append(WatchSpec("service", cfg["namespace"], cfg["bluegreen"]["service"]))
+    return specs
 
 
 # --------------------------------------------------------------------------- controller
+
+
+def _meta(obj) -> tuple[str, str | None]:
+    """(name, resourceVersion) of a typed object or of a custom object (a dict)."""
+    if isinstance(obj, dict):
+        md = obj.get("metadata") or {}
+        return md.get("name", ""), md.get("resourceVersion")
+    return obj.metadata.name, obj.metadata.resource_version
+
+
+def route_view(obj: dict) -> dict:
+    """What the data plane keeps of an HTTPRoute: its metadata's name, namespace, annotations and
+    generation, and its spec."""
+    md = obj.get("metadata") or {}
+    return {
+        "metadata": {k: md.get(k) for k in ("name", "namespace", "annotations", "generation")},
+        "spec": obj.get("spec") or {},
+    }
 
 
 class Controller:
     def __init__(self, cfg: dict, run_dir: Path, kubeconfig: str | None = None):
         self.cfg = cfg
         self.ns = cfg["namespace"]
+        self.fronts = canary_frontends(cfg)
         self.run_dir = run_dir
         self.api = HAProxyAPI(run_dir / "haproxy.sock")
-        self.cmap_path = str(run_dir / "canary.map")
-        self.bmap_path = str(run_dir / "bluegreen.map")
         self.kubeconfig = kubeconfig or os.environ.get("KUBECONFIG")
         self.view = ClusterView()
         self.lock = threading.Lock()
         self.changed = threading.Event()
         self.stop = threading.Event()
-        self.weights = None
+        self.weights: dict[str, dict] = {}  # per canary frontend
+        self.notes: dict[str, list[str]] = {}
         self.status_path = run_dir / "controller-status.json"
-        self.synced = {"pods": False, "configmap": False, "service": False}
+        self.specs = watch_specs(cfg)
+        self.synced = {s.key: False for s in self.specs}
         self.stats = {"reconciles": 0, "changes": 0, "last_apply_ms": None, "errors": 0}
+        self.crd_missing_retry = 5.0  # seconds between lists while the HTTPRoute API is not there
 
     # -- kubernetes side
-    def _client(self):
-        from kubernetes import client, config
+    def _api_client(self):
+        from kubernetes import config
 
-        return client.CoreV1Api(config.new_client_from_config(config_file=self.kubeconfig))
+        return config.new_client_from_config(config_file=self.kubeconfig)
 
-    def _watch_loop(self, kind: str):
+    def _list_fn(self, spec: WatchSpec):
+        """(list function, positional args, keyword args) for the spec's list and watch."""
+        from kubernetes import client
+
+        api_client = self._api_client()
+        kw = {"field_selector": f"metadata.name={spec.name}"} if spec.name else {}
+        if spec.kind == "httproute":
+            fn = client.CustomObjectsApi(api_client).list_namespaced_custom_object
+            return fn, (HTTPROUTE_GROUP, HTTPROUTE_VERSION, spec.namespace, HTTPROUTE_PLURAL), kw
+        v1 = client.CoreV1Api(api_client)
+        if spec.kind == "pods":
+            kw = {"label_selector": self.cfg["controller"]["pod_label_selector"]}
+            return v1.list_namespaced_pod, (spec.namespace,), kw
+        if spec.kind == "configmap":
+            return v1.list_namespaced_config_map, (spec.namespace,), kw
+        return v1.list_namespaced_service, (spec.namespace,), kw
+
+    def _watch_loop(self, spec: WatchSpec):
         from kubernetes import watch
         from kubernetes.client.exceptions import ApiException
 
-        ccfg = self.cfg["controller"]
         while not self.stop.is_set():
             try:
-                v1 = self._client()
-                if kind == "pods":
-                    fn = v1.list_namespaced_pod
-                    kw = {"label_selector": ccfg["pod_label_selector"]}
-                elif kind == "configmap":
-                    fn = v1.list_namespaced_config_map
-                    kw = {"field_selector": f"metadata.name={self.cfg['canary']['configmap']}"}
+                fn, args, kw = self._list_fn(spec)
+                try:
+                    lst = fn(*args, **kw)
+                except ApiException as e:
+                    if spec.kind != "httproute" or e.status != 404:
+                        raise
+                    # No HTTPRoute API (the CRD is not installed): as if the route did not
+                    # exist, so the other frontends are not held up; list again later.
+                    with self.lock:
+                        first = not self.synced[spec.key] or self.view.sources.get(spec.frontend) is not None
+                        self._replace(spec, [])
+                        self.synced[spec.key] = True
+                    if first:
+                        log.warning("watch %s: the HTTPRoute API is not served (CRD missing?): "
+                                    "default weights until it is", spec.key)
+                        self._mark(f"{spec.key} list (no API)")
+                    self.stop.wait(self.crd_missing_retry)
+                    continue
+                if isinstance(lst, dict):
+                    items, rv = lst.get("items") or [], (lst.get("metadata") or {}).get("resourceVersion")
                 else:
-                    fn = v1.list_namespaced_service
-                    kw = {"field_selector": f"metadata.name={self.cfg['bluegreen']['service']}"}
-                lst = fn(self.ns, **kw)
+                    items, rv = lst.items, lst.metadata.resource_version
                 with self.lock:
-                    self._replace(kind, lst.items)
-                    self.synced[kind] = True
-                self._mark(f"{kind} list")
-                rv = lst.metadata.resource_version
+                    self._replace(spec, items)
+                    self.synced[spec.key] = True
+                self._mark(f"{spec.key} list")
                 while not self.stop.is_set():
                     w = watch.Watch()
-                    for ev in w.stream(fn, self.ns, resource_version=rv, timeout_seconds=60, **kw):
+                    for ev in w.stream(fn, *args, resource_version=rv, timeout_seconds=60, **kw):
                         obj = ev["object"]
-                        rv = obj.metadata.resource_version
+                        name, new_rv = _meta(obj)
+                        rv = new_rv or rv
                         if ev["type"] == "BOOKMARK":
                             continue
                         with self.lock:
-                            self._apply_event(kind, ev["type"], obj)
-                        self._mark(f"{kind} {ev['type']} {obj.metadata.name}")
+                            self._apply_event(spec, ev["type"], obj)
+                        self._mark(f"{spec.key} {ev['type']} {name}")
                         if self.stop.is_set():
                             w.stop()
                             break
             except ApiException as e:
                 if e.status != 410:
-                    log.warning("watch %s: %s", kind, e.reason)
+                    log.warning("watch %s: %s", spec.key, e.reason)
                     self.stop.wait(1.0)
             except Exception as e:  # noqa: BLE001 - keep following the cluster whatever happens
-                log.warning("watch %s: %s: %s", kind, type(e).__name__, e)
+                log.warning("watch %s: %s: %s", spec.key, type(e).__name__, e)
                 self.stop.wait(1.0)
 
-    def _replace(self, kind: str, items):
+    def pod_key(self, namespace: str | None, name: str) -> str:
+        return name if not namespace or namespace == self.ns else f"{namespace}/{name}"
+
+    def _replace(self, spec: WatchSpec, items):
         ann = self.cfg["controller"]["address_annotation"]
-        if kind == "pods":
-            self.view.pods = {p.metadata.name: pod_view(p, ann) for p in items}
-        elif kind == "configmap":
-            self.view.configmap = dict(items[0].data or {}) if items else None
+        if spec.kind == "pods":
+            keep = {k: p for k, p in self.view.pods.items() if (p.namespace or self.ns) != spec.namespace}
+            for p in items:
+                pv = pod_view(p, ann)
+                pv.namespace = pv.namespace or spec.namespace
+                keep[self.pod_key(pv.namespace, pv.name)] = pv
+            self.view.pods = keep
+        elif spec.kind == "configmap":
+            self.view.sources[spec.frontend] = dict(items[0].data or {}) if items else None
+        elif spec.kind == "httproute":
+            self.view.sources[spec.frontend] = route_view(items[0]) if items else None
         else:
             self.view.selector = dict(items[0].spec.selector or {}) if items else None
 
-    def _apply_event(self, kind: str, etype: str, obj):
+    def _apply_event(self, spec: WatchSpec, etype: str, obj):
         ann = self.cfg["controller"]["address_annotation"]
         deleted = etype == "DELETED"
-        if kind == "pods":
+        if spec.kind == "pods":
+            key = self.pod_key(obj.metadata.namespace or spec.namespace, obj.metadata.name)
             if deleted:
-                self.view.pods.pop(obj.metadata.name, None)
+                self.view.pods.pop(key, None)
             else:
-                self.view.pods[obj.metadata.name] = pod_view(obj, ann)
-        elif kind == "configmap":
-            self.view.configmap = None if deleted else dict(obj.data or {})
+                pv = pod_view(obj, ann)
+                pv.namespace = pv.namespace or spec.namespace
+                self.view.pods[key] = pv
+        elif spec.kind == "configmap":
+            self.view.sources[spec.frontend] = None if deleted else dict(obj.data or {})
+        elif spec.kind == "httproute":
+            self.view.sources[spec.frontend] = None if deleted else route_view(obj)
         else:
             self.view.selector = None if deleted else dict(obj.spec.selector or {})
 
@@ -457,9 +733,9 @@ class Controller:
         with self.lock:
             if not all(self.synced.values()):
                 return 0
-            backends, cmap, bmap, weights = desired_state(self.view, self.cfg, self.weights)
+            backends, maps, weights, notes = desired_state(self.view, self.cfg, self.weights)
             event_t, event_what = self.view.last_event, self.view.last_event_what
-        self.weights = weights
+        self.weights, self.notes = weights, notes
         # Make before break: servers that should take traffic first, then the routing maps,
         # then the servers that should not (maint, and deleted once they have no connection).
         n = 0
@@ -478,8 +754,8 @@ class Controller:
                 if w["ready"] and not h["ready"]:
                     self.api.checked(f"set server {be}/{name} state ready")
                     n += 1
-        n += self._apply_map(self.cmap_path, cmap)
-        n += self._apply_map(self.bmap_path, bmap)
+        for map_name, want in maps.items():
+            n += self._apply_map(str(self.run_dir / map_name), want)
         for be, want in backends.items():
             have = actual.get(be, {})
             for name, h in have.items():
@@ -497,17 +773,18 @@ class Controller:
                     n += 1
                 else:  # still has connections: retried at the next resync
                     log.debug("del server %s/%s: %s", be, name, out.strip())
+        active = maps["bluegreen.map"]["active"]
         if n and triggered:
             ms = (time.time() - event_t) * 1000 if event_t else None
             self.stats["changes"] += n
             self.stats["last_apply_ms"] = ms
             log.info(
                 "applied %d change(s), %.1f ms after event [%s]; weights=%s active=%s",
-                n, ms or -1, event_what, weights, bmap["active"],
+                n, ms or -1, event_what, weights, active,
             )
         elif n:  # found by the periodic resync (e.g. a server deleted once its connections ended)
             self.stats["changes"] += n
-            log.info("applied %d change(s) on resync; weights=%s active=%s", n, weights, bmap["active"])
+            log.info("applied %d change(s) on resync; weights=%s active=%s", n, weights, active)
         self.stats["reconciles"] += 1
         return n
 
@@ -528,22 +805,37 @@ class Controller:
                 "namespace": self.ns,
                 "synced": dict(self.synced),
                 "pods": {
-                    n: {"ready": p.ready, "address": p.address, "labels": p.labels}
-                    for n, p in self.view.pods.items()
+                    k: {"ready": p.ready, "address": p.address, "labels": p.labels,
+                        "namespace": p.namespace or self.ns}
+                    for k, p in self.view.pods.items()
                 },
                 "configmap": self.view.configmap,
                 "selector": self.view.selector,
+                "frontends": {
+                    f["name"]: {
+                        "port": f["port"],
+                        "namespace": f["namespace"],
+                        "weights_from": f["weights_from"],
+                        "source": f.get("configmap") if f["weights_from"] == "configmap"
+                        else f["httproute"]["name"],
+                        "source_present": self.view.sources.get(f["name"]) is not None,
+                        "weights": self.weights.get(f["name"]),
+                        "notes": self.notes.get(f["name"], []),
+                        "backends": f["backends"],
+                    }
+                    for f in self.fronts
+                },
             }
         snap.update(self.stats)
-        snap["weights"] = self.weights
+        snap["weights"] = self.weights.get(self.fronts[0]["name"]) if self.fronts else None
         snap["time"] = time.time()
         tmp = self.status_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(snap, indent=1, default=str))
         tmp.replace(self.status_path)
 
     def run(self):
-        for kind in ("pods", "configmap", "service"):
-            threading.Thread(target=self._watch_loop, args=(kind,), daemon=True).start()
+        for spec in self.specs:
+            threading.Thread(target=self._watch_loop, args=(spec,), daemon=True).start()
         resync = float(self.cfg["controller"].get("resync_seconds", 2))
         last_status = 0.0
         while not self.stop.is_set():
@@ -588,7 +880,7 @@ def main(argv=None) -> int:
                 print(f"DATAPLANE_{k.upper()}={v}")
         else:
             for k, v in a.items():
-                print(f"{k:10s} {v}")
+                print(f"{k:16s} {v}")
         return 0
     if not args.run_dir:
         ap.error("--run-dir is required")

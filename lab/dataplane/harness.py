@@ -79,9 +79,13 @@ class PrivateHAProxy:
     def __init__(self, run_dir: Path, cfg: dict | None = None, namespace: str | None = None):
         self.cfg = copy.deepcopy(cfg or dataplane.load_config())
         h = self.cfg["haproxy"]
-        h["canary_port"], h["bluegreen_port"], h["stats_port"] = free_port(), free_port(), free_port()
-        if namespace:
+        h["bluegreen_port"], h["stats_port"] = free_port(), free_port()
+        for f in dataplane.canary_frontends(self.cfg):
+            h[f"{f['name']}_port"] = free_port()
+        if namespace:  # every topology in the one namespace of the test
             self.cfg["namespace"] = namespace
+            for f in dataplane.canary_frontends(self.cfg):
+                self.cfg[f["name"]]["namespace"] = namespace
         self.run_dir = Path(run_dir)
         self.cfg_path = dataplane.render(self.cfg, self.run_dir)
         self.log_path = self.run_dir / "haproxy.log"

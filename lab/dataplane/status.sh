@@ -16,6 +16,10 @@ ready = sum(1 for p in s["pods"].values() if p["ready"])
 print(f"controller    ns={s['namespace']} pods={len(s['pods'])} ready={ready} weights={s['weights']} "
       f"selector={s['selector']} last_apply_ms={s['last_apply_ms'] and round(s['last_apply_ms'], 1)} "
       f"age={time.time() - s['time']:.0f}s")
+for name, f in (s.get("frontends") or {}).items():
+    src = f"{f['weights_from']} {f['namespace']}/{f['source']}" + ("" if f["source_present"] else " (absent: defaults)")
+    print(f"frontend      {name} :{f['port']} weights={f['weights']} from {src}"
+          + (f" notes={f['notes']}" if f["notes"] else ""))
 PY
 fi
 exit $rc
