@@ -546,7 +546,7 @@ def readme_table(registry: Registry) -> str:
     return "\n".join(lines) + "\n"
 
 
-def molecule_vars(registry: Registry, run: str) -> dict[str, Any]:
+def molecule_vars(registry: Registry, run: str, root: Path = REPO) -> dict[str, Any]:
     """The extra vars of one run of molecule/gameday. A negative run also carries its sabotage
     and the criteria it must fail, and no host for the game-day play: its converge runs the game
     day as a separate ansible-playbook."""
@@ -576,7 +576,7 @@ def molecule_vars(registry: Registry, run: str) -> dict[str, Any]:
     copy = registry.copy_of_run(run)
     if copy is not None:
         values["molecule_copy"] = copy.name
-        values.update(read_yaml(REPO / copy.vars_file) or {})
+        values.update(read_yaml(root / copy.vars_file) or {})
     return values
 
 
@@ -1068,9 +1068,9 @@ def _print_check(registry: Registry, root: Path) -> int:
     return 1 if problems else 0
 
 
-def _print_molecule_vars(registry: Registry, run: str) -> int:
+def _print_molecule_vars(registry: Registry, run: str, root: Path = REPO) -> int:
     try:
-        values = molecule_vars(registry, run)
+        values = molecule_vars(registry, run, root)
     except UnknownRun as exc:
         print(f"scenarios/registry.py molecule-vars: {exc}", file=sys.stderr)
         return 2
@@ -1101,7 +1101,7 @@ def main(argv: list[str] | None = None, path: Path = REGISTRY_PATH, root: Path =
     if args.command == "molecule":
         print("\n".join(registry.molecule_runs()))
     elif args.command == "molecule-vars":
-        return _print_molecule_vars(registry, args.run)
+        return _print_molecule_vars(registry, args.run, root)
     elif args.command == "readme-table":
         print(readme_table(registry), end="")
     elif args.command == "sabotage-table":

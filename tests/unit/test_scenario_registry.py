@@ -500,6 +500,45 @@ def test_molecule_runs(data, root):
     assert runs == ["error_rate", "error_rate_negative", "pod_kill", "pod_kill_negative", "restore_after_interrupt"]
 
 
+COPY_VARS = {"veritas_namespace": "lab-copy", "gameday_traffic": {"backend": "httproute", "name": "route"}}
+
+
+def with_copy(data, root, copy=None):
+    data["topology_copies"] = {"canary_route": copy or {"of": "canary", "game_days": ["error_rate"]}}
+    write(root, "molecule/shared/vars/copies/canary_route.yml", yaml.safe_dump(COPY_VARS))
+    return data
+
+
+def test_a_topology_copy_plays_its_game_days_after_the_topologys_runs(data, root):
+    registry = reg.from_data(with_copy(data, root), root)
+    assert registry.molecule_runs() == [
+        "error_rate", "error_rate_negative", "error_rate_on_canary_route",
+        "pod_kill", "pod_kill_negative", "restore_after_interrupt",
+    ]
+    values = reg.molecule_vars(registry, "error_rate_on_canary_route", root)
+    assert values["gameday_scenario"] == "error_rate" and values["molecule_copy"] == "canary_route"
+    assert {k: values[k] for k in COPY_VARS} == COPY_VARS
+    assert "molecule_negative" not in values
+    assert "molecule_copy" not in reg.molecule_vars(registry, "error_rate", root)
+
+
+@pytest.mark.parametrize(
+    "copy, expected",
+    [
+        ({"of": "nowhere", "game_days": ["error_rate"]}, "topology_copies.canary_route.of: 'nowhere' is not one of"),
+        ({"of": "canary", "game_days": ["pod_kill"]}, "'pod_kill' is no game day of the canary topology"),
+        ({"of": "canary"}, "topology_copies.canary_route"),
+    ],
+)
+def test_a_topology_copy_names_its_topology_and_that_topologys_game_days(data, root, copy, expected):
+    assert expected in invalid(with_copy(data, root, copy), root)
+
+
+def test_a_topology_copy_needs_its_variables_file(data, root):
+    data["topology_copies"] = {"canary_other": {"of": "canary", "game_days": ["error_rate"]}}
+    assert "molecule/shared/vars/copies/canary_other.yml does not exist" in invalid(data, root)
+
+
 def test_molecule_vars_of_a_game_day(data, root):
     assert reg.molecule_vars(reg.from_data(data, root), "pod_kill") == {
         "gameday_scenario": "pod_kill",
