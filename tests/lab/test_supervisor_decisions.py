@@ -124,7 +124,7 @@ def test_every_runtime_pod_of_the_manifests_has_an_envoy_native_sidecar():
     deployments = [d for f in sorted(manifests.glob("*.yaml")) for d in yaml.safe_load_all(f.read_text())
                    if d and d.get("kind") == "Deployment"
                    and d["spec"]["template"]["metadata"]["labels"].get("lab.veritas.io/runtime") == "true"]
-    assert len(deployments) == 4
+    assert len(deployments) == 6  # canary (2), blue-green (2), the HTTPRoute copy of the canary (2)
     for d in deployments:
         spec = d["spec"]["template"]["spec"]
         # One regular container: exec and logs without a container name default to it.
