@@ -439,6 +439,26 @@ def _ancestors() -> set[int]:
     return pids
 
 
+def _processes_since(since_ticks: int) -> list[int]:
+    """Live processes here started no earlier than since_ticks, never this one or its ancestors."""
+    mine = _ancestors()
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) in mine:
+            continue
+        start = process_start_ticks(int(name))
+        if start is not None and start >= since_ticks:
+            found.append(int(name))
+    return sorted(found)
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return None
+
+
 def group_members(identity: dict[str, Any]) -> list[int]:
     """Live processes of the recorded group started no earlier than its leader (never us)."""
     pgid = identity.get("pgid")
@@ -450,28 +470,15 @@ def group_members(identity: dict[str, Any]) -> list[int]:
         or identity.get("boot_id") != boot_id()
     ):
         return []
-    mine = _ancestors()
-    members = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        pid = int(name)
-        if pid in mine:
-            continue
-        try:
-            if os.getpgid(pid) != pgid:
-                continue
-        except OSError:
-            continue
-        start = process_start_ticks(pid)
-        if start is None or start < identity["start_ticks"]:
-            continue
-        if group == GROUP_WORKERS and _cmdline_digest(pid) != identity.get(
-            "cmdline_sha256"
-        ):
-            continue
-        members.append(pid)
-    return sorted(members)
+    return [
+        pid
+        for pid in _processes_since(identity["start_ticks"])
+        if _pgid(pid) == pgid
+        and (
+            group != GROUP_WORKERS
+            or _cmdline_digest(pid) == identity.get("cmdline_sha256")
+        )
+    ]
 
 
 def orphaned_forks(identity: dict[str, Any]) -> list[int]:
@@ -483,18 +490,12 @@ def orphaned_forks(identity: dict[str, Any]) -> list[int]:
     """
     if same_process(identity) != "gone" or identity.get("group") != GROUP_WORKERS:
         return []
-    mine = _ancestors()
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) in mine:
-            continue
-        pid = int(name)
-        start = process_start_ticks(pid)
-        if start is None or start < identity["start_ticks"] or process_parent(pid) != 1:
-            continue
-        if _cmdline_digest(pid) == identity.get("cmdline_sha256"):
-            found.append(pid)
-    return sorted(found)
+    return [
+        pid
+        for pid in _processes_since(identity["start_ticks"])
+        if process_parent(pid) == 1
+        and _cmdline_digest(pid) == identity.get("cmdline_sha256")
+    ]
 
 
 def process_environ(pid: int) -> list[str]:
@@ -508,18 +509,7 @@ def marked_processes(marker: str, since_ticks: int) -> list[int]:
     A run's modules inherit VERITAS_LEDGER=<its ledger>, whatever process group their worker
     put them in: a killed run's module still running (about to make a change) carries it.
     """
-    mine = _ancestors()
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) in mine:
-            continue
-        pid = int(name)
-        start = process_start_ticks(pid)
-        if start is None or start < since_ticks:
-            continue
-        if marker in process_environ(pid):
-            found.append(pid)
-    return sorted(found)
+    return [pid for pid in _processes_since(since_ticks) if marker in process_environ(pid)]
 
 
 def stop_process(
