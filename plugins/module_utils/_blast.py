@@ -56,6 +56,20 @@ def blast_radius_refusal(
     return None
 
 
+def enforce_blast_radius(
+    selected: int, total: int, max_count: int | None, max_percent: int | None, message: str
+) -> None:
+    """Raise 'blast_radius' (message with {refusal} filled in) when selected exceeds the cap."""
+    refusal = blast_radius_refusal(selected, total, max_count, max_percent)
+    if refusal:
+        raise ChaosError(
+            message.format(refusal=refusal),
+            reason="blast_radius",
+            matched=total,
+            selected=selected,
+        )
+
+
 def validate_caps(max_count: int | None, max_percent: int | None) -> None:
     if max_count is not None and max_count < 1:
         raise ChaosError(

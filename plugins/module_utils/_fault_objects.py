@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from ansible_collections.veritas.chaos.plugins.module_utils._blast import (
-    blast_radius_refusal,
+    enforce_blast_radius,
     is_candidate,
 )
 from ansible_collections.veritas.chaos.plugins.module_utils._client import (
@@ -377,19 +377,14 @@ class MemoryLimitBackend(FaultBackend):
             for name in sorted(current)
         ]
         affected = sum(replicas_of(obj) for obj in current.values())
-        refusal = blast_radius_refusal(
-            affected, self.matched, self.params["max_count"], self.params["max_percent"]
+        enforce_blast_radius(
+            affected,
+            self.matched,
+            self.params["max_count"],
+            self.params["max_percent"],
+            "Refusing to lower the memory limit: {{refusal}} (method memory_limit replaces every pod "
+            "of Deployments {}). Nothing was changed.".format(", ".join(sorted(current))),
         )
-        if refusal:
-            raise ChaosError(
-                "Refusing to lower the memory limit: {} (method memory_limit replaces every pod "
-                "of Deployments {}). Nothing was changed.".format(
-                    refusal, ", ".join(sorted(current))
-                ),
-                reason="blast_radius",
-                matched=self.matched,
-                selected=affected,
-            )
         for plan in plans:
             original = plan["original"]["limits_memory"]
             if plan["action"] == NONE:

@@ -8,8 +8,8 @@ import re
 from typing import Any
 
 from ansible_collections.veritas.chaos.plugins.module_utils._blast import (
-    blast_radius_refusal,
     choose,
+    enforce_blast_radius,
     pods_to_kill,
 )
 from ansible_collections.veritas.chaos.plugins.module_utils._client import KubeClient
@@ -61,16 +61,13 @@ def choose_targets(
     how_many = total
     if params["pod_count"] is not None or params["pod_percent"] is not None:
         how_many = pods_to_kill(total, params["pod_count"], params["pod_percent"])
-    refusal = blast_radius_refusal(
-        how_many, total, params["max_count"], params["max_percent"]
+    enforce_blast_radius(
+        how_many,
+        total,
+        params["max_count"],
+        params["max_percent"],
+        "Refusing to inject the fault: {refusal}. Nothing was changed.",
     )
-    if refusal:
-        raise ChaosError(
-            f"Refusing to inject the fault: {refusal}. Nothing was changed.",
-            reason="blast_radius",
-            matched=total,
-            selected=how_many,
-        )
     if how_many == total:
         return list(pods)
     # Pods that already carry the fault keep it (exact matches first), so that the same

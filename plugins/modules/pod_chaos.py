@@ -187,8 +187,8 @@ from ansible_collections.veritas.chaos.plugins.module_utils._args import (
     build_argument_spec,
 )
 from ansible_collections.veritas.chaos.plugins.module_utils._blast import (
-    blast_radius_refusal,
     choose,
+    enforce_blast_radius,
     is_candidate,
     is_ready,
     pods_to_kill,
@@ -350,16 +350,13 @@ def kill_pods(
         )
     total = len(pods)
     how_many = pods_to_kill(total, params["count"], params["percent"])
-    refusal = blast_radius_refusal(
-        how_many, total, params["max_count"], params["max_percent"]
+    enforce_blast_radius(
+        how_many,
+        total,
+        params["max_count"],
+        params["max_percent"],
+        "Refusing to kill pods: {refusal}. Nothing was deleted.",
     )
-    if refusal:
-        raise ChaosError(
-            f"Refusing to kill pods: {refusal}. Nothing was deleted.",
-            reason="blast_radius",
-            matched=total,
-            selected=how_many,
-        )
 
     by_name = {pod["metadata"]["name"]: pod for pod in pods}
     chosen = choose(list(by_name), how_many, params["seed"])
