@@ -88,3 +88,63 @@ def wait_for(predicate: Callable[[], object], timeout: float = 30, interval: flo
             return last
         time.sleep(interval)
     pytest.fail(f"timed out after {timeout}s waiting for {what or predicate.__name__} (last: {last!r})")
+
+
+# ---- the data plane tests' private HAProxy, controller and local backends --------------------
+
+DATAPLANE_TEST_LABEL = "lab.veritas.io/dataplane-test"  # not the runtime label: the supervisor ignores these pods
+
+
+def _harness():
+    import sys
+
+    sys.path.insert(0, str(REPO_ROOT / "lab" / "dataplane"))
+    import harness
+
+    return harness
+
+
+@pytest.fixture
+def proxy(tmp_path):
+    """A private HAProxy rendered from the lab's data plane config."""
+    import shutil
+
+    assert shutil.which("haproxy"), "haproxy is not installed (lab/dataplane/up.sh installs it)"
+    p = _harness().PrivateHAProxy(tmp_path).start()
+    yield p
+    p.stop()
+
+
+@pytest.fixture
+def lab_proxy(tmp_path, namespace, kubeconfig):
+    """A private HAProxy and controller following a test namespace (pods labelled DATAPLANE_TEST_LABEL)."""
+    p = _harness().PrivateHAProxy(tmp_path, namespace=namespace)
+    p.cfg["controller"]["pod_label_selector"] = f"{DATAPLANE_TEST_LABEL}=true"
+    p.start()
+    cfg_file = p.config_file()
+    log = open(tmp_path / "controller.log", "wb")  # noqa: SIM115 - closed below
+    ctl = subprocess.Popen(
+        [str(REPO_ROOT / ".venv" / "bin" / "python"), str(REPO_ROOT / "lab/dataplane/dataplane.py"), "controller",
+         "--config", str(cfg_file), "--run-dir", str(tmp_path), "--kubeconfig", kubeconfig],
+        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    p.controller_log = tmp_path / "controller.log"
+    yield p
+    ctl.terminate()
+    ctl.wait(10)
+    log.close()
+    p.stop()
+
+
+@pytest.fixture
+def backends():
+    """make(name) -> a local HTTP backend answering as that pod; all closed afterwards."""
+    made = []
+
+    def make(name):
+        made.append(_harness().Backend(name))
+        return made[-1]
+
+    yield make
+    for b in made:
+        b.close()

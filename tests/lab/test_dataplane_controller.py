@@ -4,14 +4,12 @@ are real pods of the lab (kwok), annotated with the addresses of small local bac
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-import pytest
 import requests
+from conftest import DATAPLANE_TEST_LABEL as TEST_LABEL
 from conftest import wait_for
 from kubernetes import client
 
@@ -19,44 +17,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT / "lab" / "dataplane"))
 
 import dataplane
-from harness import Backend, PrivateHAProxy
 
-TEST_LABEL = "lab.veritas.io/dataplane-test"  # not the runtime label: the supervisor ignores these pods
 PY = str(REPO_ROOT / ".venv" / "bin" / "python")
 MAX_PROPAGATION_S = 1.0
-
-
-@pytest.fixture
-def lab_proxy(tmp_path, namespace, kubeconfig):
-    p = PrivateHAProxy(tmp_path, namespace=namespace)
-    p.cfg["controller"]["pod_label_selector"] = f"{TEST_LABEL}=true"
-    p.start()
-    cfg_file = p.config_file()
-    log = open(tmp_path / "controller.log", "wb")  # noqa: SIM115 - closed below
-    ctl = subprocess.Popen(
-        [PY, str(REPO_ROOT / "lab/dataplane/dataplane.py"), "controller", "--config", str(cfg_file),
-         "--run-dir", str(tmp_path), "--kubeconfig", kubeconfig],
-        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    p.controller_log = tmp_path / "controller.log"
-    yield p
-    ctl.terminate()
-    ctl.wait(10)
-    log.close()
-    p.stop()
-
-
-@pytest.fixture
-def backends():
-    made = []
-
-    def make(name):
-        made.append(Backend(name))
-        return made[-1]
-
-    yield make
-    for b in made:
-        b.close()
 
 
 def make_pod(core, ns, name, backend, labels):

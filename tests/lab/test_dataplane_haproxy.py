@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import collections
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,15 +18,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT / "lab" / "dataplane"))
 
 import dataplane
-from harness import Backend, PrivateHAProxy
-
-
-@pytest.fixture
-def proxy(tmp_path):
-    assert shutil.which("haproxy"), "haproxy is not installed (lab/dataplane/up.sh installs it)"
-    p = PrivateHAProxy(tmp_path).start()
-    yield p
-    p.stop()
+from harness import Backend
 
 
 @pytest.fixture

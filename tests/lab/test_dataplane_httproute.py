@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import collections
 import copy
-import os
-import subprocess
 import sys
 import threading
 import time
@@ -18,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from conftest import DATAPLANE_TEST_LABEL as TEST_LABEL
 from conftest import wait_for
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
@@ -28,7 +27,7 @@ sys.path.insert(0, str(REPO_ROOT / "lab" / "observability"))
 
 import dataplane
 import obs
-from harness import Backend, PrivateHAProxy, paced_load
+from harness import Backend, paced_load
 
 CFG = dataplane.load_config()
 FRONTS = {f["name"]: f for f in dataplane.canary_frontends(CFG)}
@@ -43,7 +42,6 @@ ADDR = dataplane.addresses(CFG)
 PROM = obs.addresses(obs.load_config())["prometheus"]
 GROUP, VERSION, PLURAL = dataplane.HTTPROUTE_GROUP, dataplane.HTTPROUTE_VERSION, dataplane.HTTPROUTE_PLURAL
 HR_APP = HR["pod_selector"]["app"]
-TEST_LABEL = "lab.veritas.io/dataplane-test"  # not the runtime label: the supervisor ignores these pods
 PY = str(REPO_ROOT / ".venv" / "bin" / "python")
 RATE = 100
 
@@ -237,28 +235,8 @@ def test_prometheus_scrapes_the_httproute_topology_and_haproxy_tells_the_fronten
 # --------------------------------------------------------------------------- private controller
 
 
-@pytest.fixture
-def private_proxy(tmp_path, namespace, kubeconfig):
-    """A private HAProxy and controller following a test namespace (all frontends in it)."""
-    p = PrivateHAProxy(tmp_path, namespace=namespace)
-    p.cfg["controller"]["pod_label_selector"] = f"{TEST_LABEL}=true"
-    p.start()
-    cfg_file = p.config_file()
-    log = open(tmp_path / "controller.log", "wb")  # noqa: SIM115 - closed below
-    ctl = subprocess.Popen(
-        [PY, str(REPO_ROOT / "lab/dataplane/dataplane.py"), "controller", "--config", str(cfg_file),
-         "--run-dir", str(tmp_path), "--kubeconfig", kubeconfig],
-        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    yield p
-    ctl.terminate()
-    ctl.wait(10)
-    log.close()
-    p.stop()
-
-
-def test_private_controller_follows_an_httproute_within_one_second(core, custom, namespace, private_proxy):
-    p = private_proxy
+def test_private_controller_follows_an_httproute_within_one_second(core, custom, namespace, lab_proxy):
+    p = lab_proxy
     hmap = str(p.run_dir / "canary_httproute.map")
     made = []
     try:

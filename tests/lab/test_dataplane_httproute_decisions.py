@@ -8,7 +8,6 @@ from __future__ import annotations
 import collections
 import copy
 import re
-import shutil
 import sys
 import threading
 import time
@@ -22,7 +21,6 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT / "lab" / "dataplane"))
 
 import dataplane
-from harness import Backend, PrivateHAProxy
 
 CFG = dataplane.load_config()
 FRONTS = {f["name"]: f for f in dataplane.canary_frontends(CFG)}
@@ -351,27 +349,6 @@ def test_lab_up_installs_the_crd_before_the_manifests_and_the_data_plane():
 
 
 # --------------------------------------------------------------------------- on a private HAProxy
-
-
-@pytest.fixture
-def proxy(tmp_path):
-    assert shutil.which("haproxy"), "haproxy is not installed (lab/dataplane/up.sh installs it)"
-    p = PrivateHAProxy(tmp_path).start()
-    yield p
-    p.stop()
-
-
-@pytest.fixture
-def backends():
-    made = []
-
-    def make(name):
-        made.append(Backend(name))
-        return made[-1]
-
-    yield make
-    for b in made:
-        b.close()
 
 
 def hit(url, n):

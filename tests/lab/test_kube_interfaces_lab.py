@@ -24,6 +24,9 @@ import pytest
 import yaml
 from conftest import KUBECONFIG, wait_for
 
+# The supervisor tests' helpers: pods of a test Deployment, readiness, a live process per pod.
+from test_supervisor_lab import is_ready, pods, process_alive, ready_message, serving
+
 REPO = Path(__file__).resolve().parents[2]
 LAB_DIR = Path(os.environ.get("LAB_DIR", REPO / ".lab"))
 OBS = yaml.safe_load((REPO / "lab" / "observability" / "config.yml").read_text())
@@ -31,7 +34,6 @@ DP = yaml.safe_load((REPO / "lab" / "dataplane" / "config.yml").read_text())
 PROM = f"http://{OBS['prometheus']['listen']}"
 BLUEGREEN = f"http://{DP['haproxy']['bind']}:{DP['haproxy']['bluegreen_port']}"
 ADDRESS, PID = "lab.veritas.io/address", "lab.veritas.io/pid"
-RUNTIME = str(REPO / "lab" / "runtime" / "veritas_runtime.py")
 GPU = "nvidia.com/gpu"
 
 
@@ -71,37 +73,6 @@ def deployment(apps, namespace: str, name: str, replicas: int = 1, env: dict | N
                                   "spec": {"terminationGracePeriodSeconds": 1, "containers": [container],
                                            **(pod_spec or {})}}}}
     apps.create_namespaced_deployment(namespace, body)
-
-
-def pods(core, namespace: str, name: str) -> list:
-    return [p for p in core.list_namespaced_pod(namespace, label_selector=f"lab-test={name}").items
-            if not p.metadata.deletion_timestamp]
-
-
-def is_ready(pod) -> bool:
-    return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
-
-
-def ready_message(pod) -> str:
-    return next((c.message or "" for c in pod.status.conditions or [] if c.type == "Ready"), "")
-
-
-def process_alive(pod) -> bool:
-    pid = (pod.metadata.annotations or {}).get(PID)
-    try:
-        return bool(pid) and RUNTIME in Path(f"/proc/{pid}/cmdline").read_text() \
-            and Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
-    except OSError:
-        return False
-
-
-def serving(core, namespace: str, name: str, count: int) -> list:
-    def check():
-        ps = pods(core, namespace, name)
-        ok = [p for p in ps if p.status.phase == "Running" and is_ready(p)
-              and (p.metadata.annotations or {}).get(ADDRESS) and process_alive(p)]
-        return ok if len(ok) == count and len(ps) == count else None
-    return wait_for(check, timeout=60, what=f"{count} serving pod(s) of {name}")
 
 
 def call(addr: str, method: str = "GET", path: str = "/health", body: dict | None = None,
