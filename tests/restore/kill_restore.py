@@ -154,8 +154,7 @@ def node_gpu_state() -> dict:
 
 def deployment_templates() -> dict[str, str]:
     """Each runtime Deployment's pod template resources (a lowered memory limit is a fault left)."""
-    items = kube_json("-n", NAMESPACE, "get", "deployments", "-l", "app=veritas")["items"]
-    items += kube_json("-n", NAMESPACE, "get", "deployments", "-l", "app=veritas-runtime")["items"]
+    items = kube_json("-n", NAMESPACE, "get", "deployments", "-l", "app in (veritas,veritas-runtime)")["items"]
     return {
         d["metadata"]["name"]: json.dumps(
             [c.get("resources", {}) for c in d["spec"]["template"]["spec"]["containers"]],
