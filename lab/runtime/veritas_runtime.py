@@ -369,6 +369,17 @@ def evenly_spread_hit(n: int, percent: float) -> bool:
     return int((n + 1) * percent / 100.0) > int(n * percent / 100.0)
 
 
+def absolute_target(target: str) -> tuple[str | None, int] | None:
+    """(host, port) of an absolute-form http:// request target (what curl sends a proxy), else None."""
+    if not target.startswith("http://"):
+        return None
+    parts = urlsplit(target)
+    try:
+        return parts.hostname, parts.port or 80
+    except ValueError:
+        return None
+
+
 class EnvoySidecar:
     """The pod's Envoy sidecar as far as the lab needs it: the admin runtime and the HTTP fault filter.
 
@@ -399,14 +410,8 @@ class EnvoySidecar:
     # -- the admin API --
     def is_admin_target(self, target: str) -> bool:
         """An absolute-form request target addressed to the admin port (what curl sends a proxy)."""
-        if "://" not in target:
-            return False
-        parts = urlsplit(target)
-        try:
-            port = parts.port
-        except ValueError:
-            return False
-        return parts.scheme == "http" and parts.hostname in ENVOY_ADMIN_HOSTS and port == self.admin_port
+        addressed = absolute_target(target)
+        return addressed is not None and addressed[0] in ENVOY_ADMIN_HOSTS and addressed[1] == self.admin_port
 
     def modify(self, pairs: list[tuple[str, str]]) -> None:
         with self.lock:
@@ -542,12 +547,8 @@ class ProxyTargets:
         self.hosts = hosts
 
     def allowed(self, target: str) -> bool:
-        parts = urlsplit(target)
-        try:
-            port = parts.port or (80 if parts.scheme == "http" else None)
-        except ValueError:
-            return False
-        return parts.scheme == "http" and parts.hostname in self.hosts and port in self.ports
+        addressed = absolute_target(target)
+        return addressed is not None and addressed[0] in self.hosts and addressed[1] in self.ports
 
 
 def _setting(env: dict[str, str], name: str, default: str = "") -> str:
